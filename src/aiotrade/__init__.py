@@ -1,0 +1,1 @@
+"""aiotrade: a natively async crypto trading backend."""
