@@ -1,0 +1,34 @@
+"""What the OpenAPI document says about errors: every failure is a problem+json body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ProblemParam(BaseModel):
+    name: str = Field(description="The parameter, or a JSON pointer into the body (`/amount`).")
+    detail: str
+    in_: str | None = Field(default=None, alias="in", description="query, path, header or body.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[ProblemParam] | None = None
+
+
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {**_PROBLEM, "description": "Unknown exchange, account or order"},
+    422: {**_PROBLEM, "description": "Invalid input; `errors` names each parameter"},
+    502: {**_PROBLEM, "description": "The exchange refused or failed the request"},
+    503: {**_PROBLEM, "description": "Exchange unavailable or rate-limited (see Retry-After)"},
+    504: {**_PROBLEM, "description": "The exchange did not answer in time"},
+}

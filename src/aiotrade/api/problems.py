@@ -1,0 +1,115 @@
+"""Every error as RFC 9457 problem+json, rendered in one place.
+
+Shape: ``{"type", "title", "status", "detail", "instance", "errors": [{"name", "in", "detail"}]}``;
+``errors`` names each offending parameter (query, path, header or a JSON-pointer into the body).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aiotrade.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:aiotrade:problem:"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    extra = {} if exc.order_may_exist is None else {"order_may_exist": exc.order_may_exist}
+    errors = [{"name": p.name, "detail": p.reason} for p in exc.invalid_params]
+    return problem_response(
+        request,
+        status=exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        errors=errors,
+        headers=headers,
+        extra=extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        location, *path = error.get("loc") or ("body",)
+        if location == "body":
+            name = "/" + "/".join(str(p) for p in path)  # a JSON pointer into the body
+        else:
+            name = ".".join(str(p) for p in path) or str(location)
+        errors.append({"name": name, "in": str(location), "detail": str(error.get("msg", "invalid"))})
+    summary = "; ".join(f"{e['in']} {e['name']}: {e['detail']}" for e in errors)
+    return problem_response(
+        request, status=422, slug="invalid-input", title="Invalid input", detail=summary, errors=errors
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slugs = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media"}
+    return problem_response(
+        request,
+        status=exc.status_code,
+        slug=slugs.get(exc.status_code, "http-error"),
+        title=str(exc.detail) if exc.status_code != 404 else "Not found",
+        detail=str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with its traceback for us; the client learns only that it was our fault.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        slug="internal-error",
+        title="Internal error",
+        detail="An unexpected error occurred.",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,96 @@
+"""Market data over REST: thin handlers, one service call each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from aiotrade.api.deps import Pool
+from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.models.market import ExchangeStatus, ExchangeSummary, Market, Ohlcv, OrderBook, Ticker, Trades
+from aiotrade.services import market
+
+router = APIRouter(prefix="/api/v1/exchanges", tags=["market-data"], responses=PROBLEM_RESPONSES)
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$"
+
+Venue = Annotated[str, Path(description="A configured venue, e.g. `paper`.", max_length=64)]
+Symbol = Annotated[
+    str,
+    Query(
+        description="A ccxt unified symbol, e.g. `BTC/USDT`.",
+        min_length=3,
+        max_length=64,
+        pattern=SYMBOL_PATTERN,
+    ),
+]
+
+
+@router.get("", operation_id="list_exchanges", summary="Configured venues")
+async def list_exchanges(pool: Pool) -> list[ExchangeSummary]:
+    return await market.list_exchanges(pool)
+
+
+@router.get("/{exchange}/status", operation_id="get_exchange_status", summary="Exchange status")
+async def get_exchange_status(pool: Pool, exchange: Venue) -> ExchangeStatus:
+    return await market.get_exchange_status(pool, exchange)
+
+
+@router.get("/{exchange}/markets", operation_id="list_markets", summary="Markets with precision and limits")
+async def list_markets(pool: Pool, exchange: Venue) -> list[Market]:
+    return await market.get_markets(pool, exchange)
+
+
+@router.get("/{exchange}/ticker", operation_id="get_ticker", summary="Ticker for one symbol")
+async def get_ticker(pool: Pool, exchange: Venue, symbol: Symbol) -> Ticker:
+    return await market.get_ticker(pool, exchange, symbol)
+
+
+@router.get("/{exchange}/tickers", operation_id="get_tickers", summary="Tickers for several symbols")
+async def get_tickers(
+    pool: Pool,
+    exchange: Venue,
+    symbols: Annotated[
+        str,
+        Query(description="Comma-separated unified symbols, e.g. `BTC/USDT,ETH/USDT`.", max_length=4096),
+    ],
+) -> list[Ticker]:
+    return await market.get_tickers(pool, exchange, [s.strip() for s in symbols.split(",") if s.strip()])
+
+
+@router.get("/{exchange}/orderbook", operation_id="get_order_book", summary="Order book")
+async def get_order_book(
+    pool: Pool,
+    exchange: Venue,
+    symbol: Symbol,
+    limit: Annotated[int, Query(ge=1, le=market.MAX_BOOK_LIMIT, description="Levels per side.")] = 100,
+) -> OrderBook:
+    return await market.get_order_book(pool, exchange, symbol, limit)
+
+
+@router.get("/{exchange}/trades", operation_id="get_recent_trades", summary="Recent public trades")
+async def get_recent_trades(
+    pool: Pool,
+    exchange: Venue,
+    symbol: Symbol,
+    limit: Annotated[int, Query(ge=1, le=market.MAX_TRADES_LIMIT)] = 100,
+) -> Trades:
+    return await market.get_recent_trades(pool, exchange, symbol, limit)
+
+
+@router.get("/{exchange}/ohlcv", operation_id="get_ohlcv", summary="Candles (OHLCV)")
+async def get_ohlcv(
+    pool: Pool,
+    exchange: Venue,
+    symbol: Symbol,
+    timeframe: Annotated[str, Query(max_length=8, description="e.g. `1m`, `1h`, `1d`.")] = "1h",
+    limit: Annotated[
+        int, Query(ge=1, le=market.MAX_OHLCV_LIMIT, description="Candles; pages past the exchange's cap.")
+    ] = 100,
+    since: Annotated[
+        datetime | None, Query(description="ISO 8601 with a timezone; default: the latest candles.")
+    ] = None,
+) -> Ohlcv:
+    return await market.get_ohlcv(pool, exchange, symbol, timeframe, limit=limit, since=since)

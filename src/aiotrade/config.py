@@ -1,0 +1,173 @@
+"""Settings: venues, accounts, limits, storage.
+
+Read from environment variables prefixed ``AIOTRADE_`` (nested with ``__``, e.g.
+``AIOTRADE_VENUES__PAPER__BASE_URL``) and, when ``AIOTRADE_CONFIG_FILE`` names one, a TOML file;
+the environment wins over the file. Settings are frozen and validated at construction, so a wrong
+setting fails at start-up with a message that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "AIOTRADE_CONFIG_FILE"
+
+# Keys the embedded paper exchange seeds with balances; they are test credentials, not secrets.
+PAPER_API_KEY = "paper-api-key"
+PAPER_SECRET = "paper-secret"
+
+# load_markets() must ask only /api/v3/exchangeInfo: no currencies, margins or futures endpoints.
+BINANCE_SPOT_ONLY_OPTIONS: dict[str, Any] = {
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+}
+
+
+class RateLimitConfig(BaseModel):
+    """A venue's request budget in ccxt cost units (binance: 1 unit = 5 request weight)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # None: derived from the ccxt class (60_000 / rateLimit per minute; binance 1200 = 6000 weight).
+    budget_per_minute: float | None = Field(default=None, gt=0)
+    # Share of the budget we let ourselves use; the rest absorbs clock skew and jitter.
+    headroom: float = Field(default=0.99, gt=0, le=1)
+    # Share of the budget that may leave at once after an idle spell.
+    burst: float = Field(default=0.01, gt=0, lt=0.5)
+
+
+class RetryConfig(BaseModel):
+    """Retry policy for reads: exponential backoff with full jitter, bounded twice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attempts: int = Field(default=4, ge=1, le=10)
+    initial_delay_s: float = Field(default=0.05, ge=0)
+    max_delay_s: float = Field(default=2.0, gt=0)
+    deadline_s: float = Field(default=15.0, gt=0)
+
+
+class VenueConfig(BaseModel):
+    """An exchange venue: a ccxt class, optionally pointed at another base URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange_class: str = "binance"
+    # Replaces the scheme and host of every ccxt API URL: a testnet, a proxy, the paper exchange.
+    base_url: HttpUrl | None = None
+    sandbox: bool = False
+    timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
+    max_connections: int = Field(default=512, ge=1, le=10_000)
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("exchange_class")
+    @classmethod
+    def _known_ccxt_class(cls, value: str) -> str:
+        if value not in ccxt_async.exchanges:
+            raise ValueError(f"unknown ccxt exchange class {value!r}")
+        return value
+
+
+class AccountConfig(BaseModel):
+    """Credentials for one account on one venue. Secrets stay SecretStr until the client is built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    venue: str
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+
+
+class PaperEmbedConfig(BaseModel):
+    """The paper exchange started inside `serve` when the `paper` venue has no base URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 7
+    latency_ms: float = Field(default=0, ge=0)
+
+
+def _default_venues() -> dict[str, VenueConfig]:
+    return {"paper": VenueConfig(exchange_class="binance", options=BINANCE_SPOT_ONLY_OPTIONS)}
+
+
+def _default_accounts() -> dict[str, AccountConfig]:
+    return {
+        "paper": AccountConfig(
+            venue="paper", api_key=SecretStr(PAPER_API_KEY), secret=SecretStr(PAPER_SECRET)
+        )
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIOTRADE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    venues: dict[str, VenueConfig] = Field(default_factory=_default_venues)
+    accounts: dict[str, AccountConfig] = Field(default_factory=_default_accounts)
+    default_account: str = "paper"
+    retry: RetryConfig = RetryConfig()
+    paper: PaperEmbedConfig = PaperEmbedConfig()
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    # Requests above this many bytes are refused before they are read further.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Settings:
+        if not self.venues:
+            raise ValueError("venues: at least one venue must be configured")
+        for name, account in self.accounts.items():
+            if account.venue not in self.venues:
+                raise ValueError(
+                    f"accounts.{name}.venue: {account.venue!r} is not a configured venue "
+                    f"(configured: {', '.join(sorted(self.venues))})"
+                )
+            if (account.api_key is None) != (account.secret is None):
+                raise ValueError(f"accounts.{name}: api_key and secret must be given together")
+        if self.accounts and self.default_account not in self.accounts:
+            raise ValueError(f"default_account: {self.default_account!r} is not a configured account")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV}: no such file {config_file!r}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def embedded_paper_venues(self) -> list[str]:
+        """Venues that the embedded paper exchange serves: `paper` when it has no base URL."""
+        venue = self.venues.get("paper")
+        return ["paper"] if venue is not None and venue.base_url is None else []

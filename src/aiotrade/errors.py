@@ -1,0 +1,115 @@
+"""Domain errors: what can go wrong, said once, with the HTTP status it deserves.
+
+Every error a client can see is one of these; `api/problems.py` renders them as RFC 9457
+problem+json. Messages never carry credentials or signatures (see `exchange.errors.redact`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidParam:
+    """One offending input: where it is (`query.symbol`, `body.amount`) and why it was refused."""
+
+    name: str
+    reason: str
+
+
+class DomainError(Exception):
+    """Base of every error with a stable type slug, an HTTP status and a client-safe detail."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        invalid_params: list[InvalidParam] | None = None,
+        retry_after_s: float | None = None,
+        order_may_exist: bool | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.invalid_params = invalid_params or []
+        self.retry_after_s = retry_after_s
+        self.order_may_exist = order_may_exist
+
+
+class InvalidInput(DomainError):
+    status, slug, title = 422, "invalid-input", "Invalid input"
+
+    @classmethod
+    def param(cls, name: str, reason: str) -> InvalidInput:
+        return cls(f"{name}: {reason}", invalid_params=[InvalidParam(name, reason)])
+
+
+class NotFound(DomainError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class UnknownVenue(NotFound):
+    slug, title = "unknown-exchange", "Unknown exchange"
+
+
+class UnknownAccount(NotFound):
+    slug, title = "unknown-account", "Unknown account"
+
+
+class UnknownSymbol(InvalidInput):
+    slug, title = "unknown-symbol", "Unknown symbol"
+
+
+class OrderNotFound(NotFound):
+    slug, title = "order-not-found", "Order not found"
+
+
+class Conflict(DomainError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class NotSupported(DomainError):
+    status, slug, title = 501, "not-supported", "Not supported by this exchange"
+
+
+class OrderRejected(DomainError):
+    """The exchange refused an order (funds, filters, duplicate id): nothing was placed."""
+
+    status, slug, title = 422, "order-rejected", "Order rejected by the exchange"
+
+
+class InsufficientFunds(OrderRejected):
+    slug, title = "insufficient-funds", "Insufficient funds"
+
+
+class UpstreamError(DomainError):
+    """The exchange failed us; the request may be retried later."""
+
+    status, slug, title = 502, "exchange-error", "Exchange error"
+
+
+class UpstreamRejected(UpstreamError):
+    slug, title = "exchange-rejected", "Exchange rejected the request"
+
+
+class UpstreamAuthFailed(UpstreamError):
+    slug, title = "exchange-authentication-failed", "Exchange rejected the account's credentials"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status, slug, title = 503, "exchange-unavailable", "Exchange unavailable"
+
+
+class UpstreamRateLimited(UpstreamUnavailable):
+    slug, title = "exchange-rate-limited", "Exchange rate limit reached"
+
+
+class UpstreamTimeout(UpstreamError):
+    status, slug, title = 504, "exchange-timeout", "Exchange did not answer in time"
+
+
+class UpstreamBadResponse(UpstreamError):
+    slug, title = "exchange-bad-response", "Exchange sent a response we cannot read"

@@ -1,0 +1,342 @@
+"""ExchangePool: the only way out to an exchange.
+
+One long-lived `ccxt.async_support` client per (venue, account) plus one public client per venue,
+all created when the pool opens. Markets are loaded once per venue (concurrent first callers share
+the load) and handed to the venue's account clients with `set_markets`. Every request is throttled
+by the venue's `VenueLimiter` before it leaves; reads are retried by `retry.read`; every ccxt error
+leaves the pool as a domain error. `close()` closes every client together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import ccxt.async_support as ccxt
+
+from aiotrade import errors as domain
+from aiotrade.config import AccountConfig, RetryConfig, Settings, VenueConfig
+from aiotrade.exchange import retry
+from aiotrade.exchange.errors import redact, to_domain
+from aiotrade.exchange.limiter import VenueLimiter, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Call = Callable[[ccxt.Exchange], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class VenueState:
+    name: str
+    exchange_class: str
+    sandbox: bool
+    markets_loaded: bool
+    market_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCapabilities:
+    """What the venue's ccxt class can do, read without I/O."""
+
+    timeframes: frozenset[str]
+    ohlcv_page_limit: int
+    has: dict[str, bool | str | None]
+
+    def timeframe_ms(self, timeframe: str) -> int:
+        return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
+
+
+class _Venue:
+    """Everything the pool keeps for one venue."""
+
+    def __init__(self, name: str, config: VenueConfig, limiter: VenueLimiter) -> None:
+        self.name = name
+        self.config = config
+        self.limiter = limiter
+        self.session: aiohttp.ClientSession | None = None
+        self.public: ccxt.Exchange | None = None
+        self.accounts: dict[str, ccxt.Exchange] = {}
+        self.markets_lock = asyncio.Lock()
+
+
+class ExchangePool:
+    """Owns every exchange client of the process. Open with ``async with`` or ``open()``/``close()``."""
+
+    def __init__(self, settings: Settings, *, base_url_overrides: dict[str, str] | None = None) -> None:
+        self._settings = settings
+        self._retry: RetryConfig = settings.retry
+        self._base_urls = dict(base_url_overrides or {})
+        self._venues: dict[str, _Venue] = {}
+        self._account_venue: dict[str, str] = {}
+        self._opened = False
+
+    # ----- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create every client (no I/O yet: ccxt connects lazily)."""
+        if self._opened:
+            return
+        for name, config in self._settings.venues.items():
+            limits = config.rate_limit
+            budget = limits.budget_per_minute or _ccxt_budget_per_minute(config.exchange_class)
+            venue = _Venue(name, config, VenueLimiter(budget, headroom=limits.headroom, burst=limits.burst))
+            # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
+            venue.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=config.max_connections, enable_cleanup_closed=True)
+            )
+            venue.public = self._build_client(venue, None)
+            self._venues[name] = venue
+        for account_name, account in self._settings.accounts.items():
+            venue = self._venues[account.venue]
+            venue.accounts[account_name] = self._build_client(venue, account)
+            self._account_venue[account_name] = account.venue
+        self._opened = True
+
+    async def close(self) -> None:
+        """Close every client and session together (ccxt's close sleeps ~250 ms each)."""
+        clients = [c for v in self._venues.values() for c in (v.public, *v.accounts.values()) if c]
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        await asyncio.gather(
+            *(v.session.close() for v in self._venues.values() if v.session), return_exceptions=True
+        )
+        self._venues.clear()
+        self._account_venue.clear()
+        self._opened = False
+
+    async def __aenter__(self) -> ExchangePool:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ----- what callers use --------------------------------------------------------------------
+
+    def venue_names(self) -> list[str]:
+        return list(self._venues)
+
+    def venue_config(self, venue: str) -> VenueConfig:
+        return self._venue(venue).config
+
+    def limiter(self, venue: str) -> VenueLimiter:
+        return self._venue(venue).limiter
+
+    def venue_of(self, account: str) -> str:
+        try:
+            return self._account_venue[account]
+        except KeyError:
+            raise domain.UnknownAccount(
+                f"unknown account {account!r}; configured: {', '.join(sorted(self._account_venue))}"
+            ) from None
+
+    def venue_state(self, venue: str) -> VenueState:
+        v = self._venue(venue)
+        markets = v.public.markets if v.public is not None else None
+        return VenueState(venue, v.config.exchange_class, v.config.sandbox, bool(markets), len(markets or {}))
+
+    def capabilities(self, venue: str) -> VenueCapabilities:
+        client = self._venue(venue).public
+        assert client is not None
+        features = (client.features or {}).get("spot") or {}
+        page_limit = (features.get("fetchOHLCV") or {}).get("limit") or 500
+        return VenueCapabilities(frozenset(client.timeframes or {}), int(page_limit), dict(client.has))
+
+    async def markets(self, venue: str, *, reload: bool = False) -> dict[str, Any]:
+        """The venue's markets, loaded once (concurrent callers share one load), retried as a read."""
+        v = self._venue(venue)
+        client = v.public
+        assert client is not None
+        if client.markets and not reload:
+            return client.markets
+        async with v.markets_lock:
+            if client.markets and not reload:
+                return client.markets
+            await self._guarded(v, lambda: client.load_markets(reload=reload))
+            for account_client in v.accounts.values():
+                account_client.set_markets(client.markets, client.currencies)
+        return client.markets
+
+    async def read(self, venue: str, call: Call[T]) -> T:
+        """Run a repeatable call on the venue's public client (markets loaded), retried when safe."""
+        v = self._venue(venue)
+        await self.markets(venue)
+        client = v.public
+        assert client is not None
+        return await self._guarded(v, lambda: call(client))
+
+    async def read_private(self, account: str, call: Call[T]) -> T:
+        """Run a repeatable call on an account's client (balances, order look-ups), retried when safe."""
+        v, client = await self._account_client(account)
+        return await self._guarded(v, lambda: call(client))
+
+    async def send_once(self, account: str, call: Call[T]) -> T:
+        """Run a non-idempotent call exactly once: no retry; errors mapped, never swallowed."""
+        v, client = await self._account_client(account)
+        try:
+            return await call(client)
+        except ccxt.BaseError as exc:
+            raise self._to_domain(v, exc) from exc
+
+    # ----- internals ----------------------------------------------------------------------------
+
+    def _venue(self, venue: str) -> _Venue:
+        try:
+            return self._venues[venue]
+        except KeyError:
+            raise domain.UnknownVenue(
+                f"unknown exchange {venue!r}; configured: {', '.join(sorted(self._venues))}"
+            ) from None
+
+    async def _account_client(self, account: str) -> tuple[_Venue, ccxt.Exchange]:
+        v = self._venue(self.venue_of(account))
+        await self.markets(v.name)
+        return v, v.accounts[account]
+
+    async def _guarded(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await retry.read(call, policy=self._retry, limiter=v.limiter)
+        except ccxt.BaseError as exc:
+            raise self._to_domain(v, exc) from exc
+
+    def _to_domain(self, v: _Venue, exc: ccxt.BaseError) -> domain.DomainError:
+        log.warning("exchange call failed: %s %s %s", v.name, type(exc).__name__, redact(str(exc)))
+        error = to_domain(exc, venue=v.name)
+        if isinstance(error, domain.UpstreamRateLimited):
+            error.retry_after_s = max(v.limiter.pause_remaining(), 1.0)
+        return error
+
+    def _build_client(self, v: _Venue, account: AccountConfig | None) -> ccxt.Exchange:
+        config = v.config
+        klass = _pooled_class(getattr(ccxt, config.exchange_class))
+        params: dict[str, Any] = {
+            # Must stay on: ccxt only calls throttle() (ours) when it is.
+            "enableRateLimit": True,
+            "timeout": config.timeout_ms,
+            "session": v.session,
+            # ccxt's own retry loop would resend orders blindly and skip the limiter.
+            "options": {**config.options, "maxRetriesOnFailure": 0},
+        }
+        if account is not None:
+            for ccxt_key, secret in (
+                ("apiKey", account.api_key),
+                ("secret", account.secret),
+                ("password", account.password),
+            ):
+                if secret is not None:
+                    params[ccxt_key] = secret.get_secret_value()
+        client = klass(params)
+        # ccxt's status fallback calls 400/403/404 "ExchangeNotAvailable", which a retry policy would
+        # take for a transient failure. They are the exchange refusing the request.
+        client.httpExceptions = {**client.httpExceptions, **_REFUSALS_BY_STATUS}
+        client.number = str  # unified structures carry exact strings, never floats
+        client.aiotrade_venue = v
+        if config.sandbox:
+            client.set_sandbox_mode(True)
+        base_url = self._base_urls.get(v.name) or (str(config.base_url) if config.base_url else None)
+        if base_url:
+            client.urls["api"], client.aiotrade_url_map = rewrite_api_urls(client.urls["api"], base_url)
+        return client
+
+
+def _ccxt_budget_per_minute(exchange_class: str) -> float:
+    """What ccxt's own throttle allows per minute in cost units (binance: 1200 = 6000 weight)."""
+    probe = getattr(ccxt, exchange_class)()  # opens no session: nothing to close
+    return 60_000 / float(probe.rateLimit)
+
+
+def rewrite_api_urls(api: Any, base_url: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """ccxt's ``urls['api']`` with scheme and host of every URL replaced by ``base_url``'s.
+
+    Returns the rewritten structure and the (new prefix, original prefix) pairs, so that error
+    mapping that depends on the real host (binance's spot error table) keeps working.
+    """
+    base = urlsplit(base_url.rstrip("/"))
+    mapping: list[tuple[str, str]] = []
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            parts = urlsplit(value)
+            original_root = f"{parts.scheme}://{parts.netloc}"
+            new_root = f"{base.scheme}://{base.netloc}{base.path}"
+            new = new_root + value[len(original_root) :]
+            mapping.append((new, value))
+            return new
+        return value
+
+    # Longest prefix first so /sapi/v1 is not mistaken for /sapi.
+    rewritten = swap(api)
+    mapping.sort(key=lambda pair: len(pair[0]), reverse=True)
+    return rewritten, tuple(mapping)
+
+
+_REFUSALS_BY_STATUS: dict[str, type[ccxt.BaseError]] = {
+    "400": ccxt.BadRequest,
+    "403": ccxt.PermissionDenied,
+    "404": ccxt.BadRequest,
+    "405": ccxt.BadRequest,
+    "409": ccxt.BadRequest,
+    "410": ccxt.BadRequest,
+    "451": ccxt.PermissionDenied,
+}
+
+_POOLED_CLASSES: dict[type, type] = {}
+
+
+def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
+    """A subclass of a ccxt exchange that throttles with our limiter and reads response headers."""
+    if klass in _POOLED_CLASSES:
+        return _POOLED_CLASSES[klass]
+
+    class Pooled(klass):  # type: ignore[misc, valid-type]
+        aiotrade_venue: _Venue
+        aiotrade_url_map: tuple[tuple[str, str], ...] = ()
+
+        async def throttle(self, cost: float | None = None) -> None:
+            await self.aiotrade_venue.limiter.acquire(cost)
+
+        def on_rest_response(
+            self,
+            code: int,
+            reason: str,
+            url: str,
+            method: str,
+            response_headers: dict[str, str],
+            response_body: str,
+            request_headers: dict[str, str],
+            request_body: str | None,
+        ) -> str:
+            retry_after = parse_retry_after(_header(response_headers, "Retry-After"))
+            if retry_after is not None and code in (418, 429, 503):
+                self.aiotrade_venue.limiter.pause_for(retry_after)
+            return super().on_rest_response(
+                code, reason, url, method, response_headers, response_body, request_headers, request_body
+            )
+
+        def get_exceptions_by_url(self, url: str, exactOrBroad: str) -> dict:
+            for new_prefix, original in self.aiotrade_url_map:
+                if url is not None and url.startswith(new_prefix):
+                    url = original + url[len(new_prefix) :]
+                    break
+            return super().get_exceptions_by_url(url, exactOrBroad)
+
+    Pooled.__name__ = Pooled.__qualname__ = f"Pooled{klass.__name__}"
+    _POOLED_CLASSES[klass] = Pooled
+    return Pooled
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
