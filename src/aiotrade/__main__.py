@@ -1,0 +1,84 @@
+"""Command line: ``python -m aiotrade serve | paper | config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aiotrade", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (embeds the paper exchange by default)")
+    serve.add_argument("--host", help="default: AIOTRADE_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: AIOTRADE_PORT or 8000")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    commands.add_parser("paper", help="serve the paper exchange (settings: AIOTRADE_PAPER_*)")
+    commands.add_parser("config", help="print the effective settings (secrets masked) and exit")
+    args = parser.parse_args(argv)
+
+    from aiotrade.config import Settings
+
+    try:
+        settings = Settings()
+    except (ValidationError, ValueError, FileNotFoundError) as exc:
+        print(f"aiotrade: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    if args.command == "config":
+        print(settings.model_dump_json(indent=2))
+        return 0
+    if args.command == "paper":
+        from aiotrade.paper.server import PaperSettings, serve_paper
+
+        try:
+            paper_settings = PaperSettings()
+        except ValidationError as exc:
+            print(f"aiotrade paper: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(serve_paper(paper_settings.to_config()))
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if args.workers > 1 and settings.embedded_paper_venues():
+        print(
+            "aiotrade: --workers > 1 needs a shared paper exchange: run `python -m aiotrade paper` and set "
+            "AIOTRADE_VENUES__PAPER__BASE_URL",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        "aiotrade.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"  {where}: {error['msg']}")
+        return "\n".join(lines)
+    return f"  {exc}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
