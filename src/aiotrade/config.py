@@ -27,11 +27,9 @@ CONFIG_FILE_ENV = "AIOTRADE_CONFIG_FILE"
 PAPER_API_KEY = "paper-api-key"
 PAPER_SECRET = "paper-secret"
 
-# load_markets() must ask only /api/v3/exchangeInfo: no currencies, margins or futures endpoints.
-BINANCE_SPOT_ONLY_OPTIONS: dict[str, Any] = {
-    "fetchMarkets": {"types": ["spot"]},
-    "fetchCurrencies": False,
-    "fetchMargins": False,
+# We trade spot: load_markets() asks only /api/v3/exchangeInfo, not currencies, margins or futures.
+DEFAULT_CCXT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
 }
 
 
@@ -71,7 +69,8 @@ class VenueConfig(BaseModel):
     timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
     max_connections: int = Field(default=512, ge=1, le=10_000)
     rate_limit: RateLimitConfig = RateLimitConfig()
-    options: dict[str, Any] = Field(default_factory=dict)
+    # ccxt options; None: our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS).
+    options: dict[str, Any] | None = None
 
     @field_validator("exchange_class")
     @classmethod
@@ -79,6 +78,11 @@ class VenueConfig(BaseModel):
         if value not in ccxt_async.exchanges:
             raise ValueError(f"unknown ccxt exchange class {value!r}")
         return value
+
+    def ccxt_options(self) -> dict[str, Any]:
+        if self.options is not None:
+            return dict(self.options)
+        return dict(DEFAULT_CCXT_OPTIONS.get(self.exchange_class, {}))
 
 
 class AccountConfig(BaseModel):
@@ -102,7 +106,7 @@ class PaperEmbedConfig(BaseModel):
 
 
 def _default_venues() -> dict[str, VenueConfig]:
-    return {"paper": VenueConfig(exchange_class="binance", options=BINANCE_SPOT_ONLY_OPTIONS)}
+    return {"paper": VenueConfig(exchange_class="binance")}
 
 
 def _default_accounts() -> dict[str, AccountConfig]:

@@ -220,7 +220,7 @@ class ExchangePool:
             "timeout": config.timeout_ms,
             "session": v.session,
             # ccxt's own retry loop would resend orders blindly and skip the limiter.
-            "options": {**config.options, "maxRetriesOnFailure": 0},
+            "options": {**config.ccxt_options(), "maxRetriesOnFailure": 0},
         }
         if account is not None:
             for ccxt_key, secret in (
