@@ -34,12 +34,13 @@ DEFAULT_CCXT_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 class RateLimitConfig(BaseModel):
-    """A venue's request budget in ccxt cost units (binance: 1 unit = 5 request weight)."""
+    """A venue's request budget in ccxt cost units per window (binance: 1 unit = 5 request weight)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # None: derived from the ccxt class (60_000 / rateLimit per minute; binance 1200 = 6000 weight).
-    budget_per_minute: float | None = Field(default=None, gt=0)
+    # None: derived from the ccxt class (rateLimit ms per unit; binance: 1200 per 60 s = 6000 weight).
+    budget: float | None = Field(default=None, gt=0)
+    window_s: float = Field(default=60.0, gt=0)
     # Share of the budget we let ourselves use; the rest absorbs clock skew and jitter.
     headroom: float = Field(default=0.99, gt=0, le=1)
     # Share of the budget that may leave at once after an idle spell.

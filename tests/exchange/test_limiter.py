@@ -10,15 +10,16 @@ import pytest
 from aiotrade.exchange.limiter import VenueLimiter, parse_retry_after
 
 
-def test_bucket_bound_never_exceeds_headroom_of_budget() -> None:
-    limiter = VenueLimiter(1200, headroom=0.99, burst=0.01)
-    # Worst case in any 60 s window: a full bucket plus a minute of draining.
-    assert limiter.capacity + 60 * limiter.rate_per_second == pytest.approx(1200 * 0.99)
-    assert limiter.rate_per_second * 60 / 1200 == pytest.approx(0.98)
+@pytest.mark.parametrize("window_s", [1.0, 10.0, 60.0])
+def test_bucket_bound_never_exceeds_headroom_of_budget(window_s: float) -> None:
+    limiter = VenueLimiter(1200, window_s=window_s, headroom=0.99, burst=0.01)
+    # Worst case in any window: a full bucket plus a window of draining.
+    assert limiter.capacity + window_s * limiter.rate_per_second == pytest.approx(1200 * 0.99)
+    assert limiter.rate_per_second * window_s / 1200 == pytest.approx(0.98)
 
 
 async def test_acquisitions_are_spaced_at_the_configured_rate() -> None:
-    limiter = VenueLimiter(600, headroom=1.0, burst=0.1)  # capacity 60 units, 9 units/s
+    limiter = VenueLimiter(600, window_s=60, headroom=1.0, burst=0.1)  # capacity 60 units, 9 units/s
     started = time.monotonic()
     for _ in range(60):
         await limiter.acquire(1)  # the burst passes at once

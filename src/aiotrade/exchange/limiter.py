@@ -1,9 +1,10 @@
 """Weight-aware rate limiting in ccxt's cost units, before a request leaves.
 
-Exchanges such as Binance count request weight in a *fixed* one-minute window. A leaky bucket of
-capacity ``b`` draining ``r`` units per second lets at most ``b + 60·r`` units through in any 60 s
-interval, so choosing ``b + 60·r = headroom × budget`` can never overrun the exchange's window,
-whatever its alignment, while a steady load still uses ``(headroom − burst)`` of the budget.
+Exchanges such as Binance count request weight in a *fixed* window (one minute for Binance's
+request weight). A leaky bucket of capacity ``b`` draining ``r`` units per second lets at most
+``b + W·r`` units through in any interval of ``W`` seconds, so choosing ``b + W·r = headroom × budget``
+can never overrun the exchange's window, whatever its alignment, while a steady load still uses
+``(headroom − burst)`` of the budget.
 
 A ``Retry-After`` from the exchange pauses every request of the venue until it has passed.
 """
@@ -20,7 +21,8 @@ from aiolimiter import AsyncLimiter
 
 @dataclass(frozen=True, slots=True)
 class LimiterStats:
-    budget_per_minute: float
+    budget: float
+    window_s: float
     capacity: float
     rate_per_second: float
     acquired_units: float
@@ -34,19 +36,21 @@ class VenueLimiter:
 
     def __init__(
         self,
-        budget_per_minute: float,
+        budget: float,
         *,
+        window_s: float = 60.0,
         headroom: float = 0.99,
         burst: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if budget_per_minute <= 0:
-            raise ValueError("budget_per_minute must be positive")
+        if budget <= 0 or window_s <= 0:
+            raise ValueError("budget and window_s must be positive")
         if not 0 < burst < headroom <= 1:
             raise ValueError("need 0 < burst < headroom <= 1")
-        self.budget_per_minute = budget_per_minute
-        self.capacity = budget_per_minute * burst
-        self.rate_per_second = budget_per_minute * (headroom - burst) / 60.0
+        self.budget = budget
+        self.window_s = window_s
+        self.capacity = budget * burst
+        self.rate_per_second = budget * (headroom - burst) / window_s
         self._bucket = AsyncLimiter(self.capacity, self.capacity / self.rate_per_second)
         self._clock = clock
         self._paused_until = 0.0
@@ -82,7 +86,8 @@ class VenueLimiter:
 
     def stats(self) -> LimiterStats:
         return LimiterStats(
-            budget_per_minute=self.budget_per_minute,
+            budget=self.budget,
+            window_s=self.window_s,
             capacity=self.capacity,
             rate_per_second=self.rate_per_second,
             acquired_units=self._acquired_units,

@@ -84,8 +84,11 @@ class ExchangePool:
             return
         for name, config in self._settings.venues.items():
             limits = config.rate_limit
-            budget = limits.budget_per_minute or _ccxt_budget_per_minute(config.exchange_class)
-            venue = _Venue(name, config, VenueLimiter(budget, headroom=limits.headroom, burst=limits.burst))
+            budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
+            limiter = VenueLimiter(
+                budget, window_s=limits.window_s, headroom=limits.headroom, burst=limits.burst
+            )
+            venue = _Venue(name, config, limiter)
             # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
             venue.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=config.max_connections, enable_cleanup_closed=True)
@@ -244,10 +247,10 @@ class ExchangePool:
         return client
 
 
-def _ccxt_budget_per_minute(exchange_class: str) -> float:
-    """What ccxt's own throttle allows per minute in cost units (binance: 1200 = 6000 weight)."""
+def _ccxt_budget(exchange_class: str, window_s: float) -> float:
+    """What ccxt's own throttle allows per window in cost units (binance: 1200 per minute)."""
     probe = getattr(ccxt, exchange_class)()  # opens no session: nothing to close
-    return 60_000 / float(probe.rateLimit)
+    return window_s * 1000 / float(probe.rateLimit)
 
 
 def rewrite_api_urls(api: Any, base_url: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
