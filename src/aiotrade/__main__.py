@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -41,10 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValidationError as exc:
             print(f"aiotrade paper: invalid settings:\n{_describe(exc)}", file=sys.stderr)
             return 2
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_paper(paper_settings.to_config()))
-        except KeyboardInterrupt:
-            pass
         return 0
 
     import uvicorn
