@@ -1,0 +1,141 @@
+"""Order models: the request a client sends and the order it gets back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+MAX_DECIMALS = 18
+MAX_DIGITS = 36
+
+
+def _exact_positive(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    # Trailing zeros carry no precision: "1.50" has one meaningful decimal.
+    _, digits, exponent = value.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    if -exponent > MAX_DECIMALS:
+        raise ValueError(f"at most {MAX_DECIMALS} decimal places")
+    if len(digits) > MAX_DIGITS:
+        raise ValueError(f"at most {MAX_DIGITS} significant digits")
+    return value
+
+
+# Strings on the wire are recommended ("0.001"); JSON numbers are accepted but parsed exactly.
+PositiveDecimal = Annotated[Decimal, AfterValidator(_exact_positive)]
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"  # recorded, request may be in flight
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"  # the exchange could not be asked; the reconciler will settle it
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+class CreateOrderRequest(BaseModel):
+    """A new order. Exactly one of `amount` (base) and `quote_amount` (market buys only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$")
+    side: OrderSide
+    type: OrderType
+    amount: PositiveDecimal | None = Field(default=None, description='Base amount, e.g. `"0.001"`.')
+    quote_amount: PositiveDecimal | None = Field(
+        default=None, description='Quote amount to spend (market buys only), e.g. `"100"`.'
+    )
+    price: PositiveDecimal | None = Field(default=None, description="Limit price; must be on the tick.")
+    time_in_force: TimeInForce | None = Field(default=None, description="Limit orders only; default GTC.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreateOrderRequest:
+        if (self.amount is None) == (self.quote_amount is None):
+            raise ValueError("give exactly one of amount and quote_amount")
+        if self.quote_amount is not None and not (
+            self.type is OrderType.MARKET and self.side is OrderSide.BUY
+        ):
+            raise ValueError("quote_amount is only for market buys")
+        if self.type is OrderType.LIMIT and self.price is None:
+            raise ValueError("price is required for a limit order")
+        if self.type is OrderType.MARKET and self.price is not None:
+            raise ValueError("price must not be given for a market order")
+        if self.type is OrderType.MARKET and self.time_in_force is not None:
+            raise ValueError("time_in_force is only for limit orders")
+        return self
+
+
+class Fee(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cost: Decimal
+    currency: str | None
+
+
+class Order(BaseModel):
+    """An order as we know it; `id` is our client order id, fixed before the request left."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="The client order id (ours, stable from creation).")
+    exchange_order_id: str | None
+    account: str
+    venue: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce | None
+    amount: Decimal | None
+    quote_amount: Decimal | None
+    price: Decimal | None
+    status: OrderStatus
+    filled: Decimal
+    remaining: Decimal | None
+    average_price: Decimal | None
+    cost: Decimal
+    fee: Fee | None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    orders: list[Order]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
