@@ -67,6 +67,18 @@ def exchange_message(exc: BaseException) -> str | None:
     return None
 
 
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed non-idempotent call may still have taken effect.
+
+    Only the ExchangeError subtree is the exchange saying "no"; timeouts, dropped connections,
+    5xx, 429s and garbled answers (binance -1006/-1007: "execution status unknown") are not. A
+    duplicate-client-id refusal means an order with our id exists, so it is not a "no" either.
+    """
+    if isinstance(exc, ccxt.DuplicateOrderId) or "duplicate order" in str(exc).lower():
+        return True
+    return not isinstance(exc, ccxt.ExchangeError)
+
+
 def to_domain(exc: ccxt.BaseError, *, venue: str) -> domain.DomainError:
     """The domain error for a ccxt exception; the original stays reachable as ``__cause__``."""
     for klass in type(exc).__mro__:

@@ -22,7 +22,7 @@ import ccxt.async_support as ccxt
 from aiotrade import errors as domain
 from aiotrade.config import AccountConfig, RetryConfig, Settings, VenueConfig
 from aiotrade.exchange import retry
-from aiotrade.exchange.errors import redact, to_domain
+from aiotrade.exchange.errors import outcome_unknown, redact, to_domain
 from aiotrade.exchange.limiter import VenueLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,15 @@ class ExchangePool:
         return await self._guarded(v, lambda: call(client))
 
     async def send_once(self, account: str, call: Call[T]) -> T:
-        """Run a non-idempotent call exactly once: no retry; errors mapped, never swallowed."""
+        """Run a non-idempotent call once: no retry. A failure says whether it may have taken effect
+        (``order_may_exist``): only the exchange's explicit refusal means it did not."""
         v, client = await self._account_client(account)
         try:
             return await call(client)
         except ccxt.BaseError as exc:
-            raise self._to_domain(v, exc) from exc
+            error = self._to_domain(v, exc)
+            error.order_may_exist = outcome_unknown(exc)
+            raise error from exc
 
     # ----- internals ----------------------------------------------------------------------------
 

@@ -220,7 +220,7 @@ class OrderStore:
                     or_(
                         and_(
                             OrderRow.status.in_([OrderStatus.PENDING.value, OrderStatus.UNKNOWN.value]),
-                            OrderRow.created_at < older_than,
+                            OrderRow.updated_at < older_than,
                         ),
                         OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
                     )
