@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from fastapi import FastAPI
 
+from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import health, market
+from aiotrade.api.routers import health, market, orders
 from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.services import orders as order_service
+from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.orders import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 paper_url = await stack.enter_async_context(start_embedded_paper(settings.paper))
                 overrides = dict.fromkeys(embedded, paper_url)
                 log.info("embedded paper exchange at %s", paper_url)
+            engine = make_engine(settings.effective_database_url())
+            stack.push_async_callback(engine.dispose)
+            await migrate(engine)
+            store = OrderStore(make_sessions(engine))
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
+            policy = order_policy(settings)
+
             app.state.settings = settings
             app.state.pool = pool
-            warm_up = asyncio.create_task(_warm_up(pool), name="aiotrade-warm-up")
-            stack.push_async_callback(_cancel, warm_up)
+            app.state.store = store
+            app.state.engine = engine
+            app.state.order_policy = policy
+            for task in (
+                _background("warm-up", lambda: _warm_up(pool), repeat_s=None),
+                _background(
+                    "reconciler",
+                    lambda: order_service.reconcile(pool, store, policy),
+                    repeat_s=settings.orders.reconcile_interval_s,
+                ),
+                _background("key-purge", store.purge_expired_keys, repeat_s=3600),
+            ):
+                stack.push_async_callback(_cancel, task)
             yield
 
     app = FastAPI(
@@ -48,13 +70,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "market-data", "description": "Markets, tickers, books, trades, candles, status."},
+            {"name": "orders", "description": "Create exactly once, cancel, get, history."},
             {"name": "health", "description": "Liveness and readiness."},
         ],
     )
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(market.router)
+    app.include_router(orders.router)
     return app
+
+
+def order_policy(settings: Settings) -> order_service.OrderPolicy:
+    config = settings.orders
+    return order_service.OrderPolicy(
+        landing_window_ms=config.landing_window_ms,
+        clock_skew_ms=config.clock_skew_ms,
+        max_sends=config.max_sends,
+        key_lease=timedelta(seconds=config.idempotency_lease_s),
+        key_retention=timedelta(hours=config.idempotency_retention_h),
+    )
+
+
+def _background(
+    name: str, job: Callable[[], Awaitable[object]], *, repeat_s: float | None
+) -> asyncio.Task[None]:
+    """Run ``job`` now and then every ``repeat_s``; a failure is logged, never fatal."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await job()
+            except Exception:
+                log.exception("background job %s failed", name)
+            if repeat_s is None:
+                return
+            await asyncio.sleep(repeat_s)
+
+    return asyncio.create_task(loop(), name=f"aiotrade-{name}")
 
 
 async def _warm_up(pool: ExchangePool) -> None:

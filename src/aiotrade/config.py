@@ -97,6 +97,21 @@ class AccountConfig(BaseModel):
     password: SecretStr | None = None
 
 
+class OrdersConfig(BaseModel):
+    """Exactly-once placement and reconciliation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # How long after a send the exchange may still accept it. None: the client's recvWindow option
+    # (binance), else 10 s. A look-up that finds nothing only counts after this (plus clock skew).
+    landing_window_ms: int | None = Field(default=None, ge=100, le=60_000)
+    clock_skew_ms: int = Field(default=1_000, ge=0, le=30_000)
+    max_sends: int = Field(default=3, ge=1, le=10)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    idempotency_lease_s: float = Field(default=60.0, gt=0)
+    idempotency_retention_h: float = Field(default=24.0, ge=24.0)
+
+
 class PaperEmbedConfig(BaseModel):
     """The paper exchange started inside `serve` when the `paper` venue has no base URL."""
 
@@ -130,6 +145,9 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(default_factory=_default_accounts)
     default_account: str = "paper"
     retry: RetryConfig = RetryConfig()
+    orders: OrdersConfig = OrdersConfig()
+    # None: SQLite in data_dir. Production: postgresql+asyncpg://user:password@host/db
+    database_url: SecretStr | None = None
     paper: PaperEmbedConfig = PaperEmbedConfig()
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -171,6 +189,11 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"{CONFIG_FILE_ENV}: no such file {config_file!r}")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'aiotrade.db'}"
 
     def embedded_paper_venues(self) -> list[str]:
         """Venues that the embedded paper exchange serves: `paper` when it has no base URL."""

@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from aiotrade.config import Settings
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.services.orders import OrderPolicy
+from aiotrade.store.orders import OrderStore
 
 
 def get_pool(request: Request) -> ExchangePool:
@@ -18,5 +20,15 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_store(request: Request) -> OrderStore:
+    return request.app.state.store
+
+
+def get_order_policy(request: Request) -> OrderPolicy:
+    return request.app.state.order_policy
+
+
 Pool = Annotated[ExchangePool, Depends(get_pool)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+Store = Annotated[OrderStore, Depends(get_store)]
+OrderPolicyDep = Annotated[OrderPolicy, Depends(get_order_policy)]

@@ -138,6 +138,12 @@ class ExchangePool:
                 f"unknown account {account!r}; configured: {', '.join(sorted(self._account_venue))}"
             ) from None
 
+    def recv_window_ms(self, account: str) -> int | None:
+        """The account client's ``recvWindow`` option: how long the exchange accepts a signed request."""
+        v = self._venue(self.venue_of(account))
+        value = (v.accounts[account].options or {}).get("recvWindow")
+        return int(value) if value is not None else None
+
     def venue_state(self, venue: str) -> VenueState:
         v = self._venue(venue)
         markets = v.public.markets if v.public is not None else None

@@ -20,6 +20,7 @@ estimated from the last price.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -50,14 +51,16 @@ log = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "at"  # 2 + 30 characters: within Binance's 36 and its [.A-Z:/a-z0-9_-] alphabet
 MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_LANDING_WINDOW_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class OrderPolicy:
     """How hard we try, and how long we wait before deciding an order did not land."""
 
-    # After this long past a send, the exchange refuses that request (Binance: recvWindow).
-    landing_window_ms: int = 5_000
+    # After this long past a send, the exchange refuses that request. None: the account client's
+    # recvWindow (binance), else DEFAULT_LANDING_WINDOW_MS.
+    landing_window_ms: int | None = None
     clock_skew_ms: int = 1_000
     max_sends: int = 3
     key_lease: timedelta = timedelta(seconds=60)
@@ -100,7 +103,7 @@ async def create_order(
     policy: OrderPolicy | None = None,
 ) -> Order:
     """Place an order exactly once. Raises a domain error that says whether an order may exist."""
-    policy = policy or OrderPolicy()
+    policy = _resolved(policy or OrderPolicy(), pool, account)
     venue = pool.venue_of(account)
     prepared = await prepare_order(pool, venue, request)  # nothing written or sent before this passes
 
@@ -214,7 +217,8 @@ async def _settle_by_lookup(
         raw = await lookup(pool, account, row.symbol, client_order_id)
         if raw is None:
             # Not there yet is not "never": wait until the send can no longer land, then ask again.
-            wait_s = (since_ms + policy.landing_window_ms + policy.clock_skew_ms - _now_ms()) / 1000
+            window_ms = policy.landing_window_ms or DEFAULT_LANDING_WINDOW_MS
+            wait_s = (since_ms + window_ms + policy.clock_skew_ms - _now_ms()) / 1000
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             raw = await lookup(pool, account, row.symbol, client_order_id)
@@ -351,11 +355,8 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
     Returns how many orders changed.
     """
     policy = policy or OrderPolicy()
-    horizon = (
-        datetime.now(UTC)
-        - timedelta(milliseconds=policy.landing_window_ms + policy.clock_skew_ms)
-        - policy.key_lease
-    )
+    window_ms = policy.landing_window_ms or DEFAULT_LANDING_WINDOW_MS
+    horizon = datetime.now(UTC) - timedelta(milliseconds=window_ms + policy.clock_skew_ms) - policy.key_lease
     changed = 0
     for row in await store.unsettled(older_than=horizon):
         try:
@@ -491,6 +492,13 @@ def to_model(row: OrderRow) -> Order:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _resolved(policy: OrderPolicy, pool: ExchangePool, account: str) -> OrderPolicy:
+    if policy.landing_window_ms is not None:
+        return policy
+    window = pool.recv_window_ms(account) or DEFAULT_LANDING_WINDOW_MS
+    return dataclasses.replace(policy, landing_window_ms=window)
 
 
 def client_id_for_key(account: str, key: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from aiotrade.api.deps import Pool
 
@@ -18,12 +19,21 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     operation_id="readyz",
-    summary="Readiness: every venue's markets are loaded",
+    summary="Readiness: every venue's markets are loaded and the store answers",
     responses={503: {"description": "Not ready; the body says what is missing"}},
 )
-async def readyz(pool: Pool) -> JSONResponse:
+async def readyz(request: Request, pool: Pool) -> JSONResponse:
     venues = {name: pool.venue_state(name) for name in pool.venue_names()}
-    checks = {name: "ok" if state.markets_loaded else "markets not loaded" for name, state in venues.items()}
+    checks = {
+        f"venue:{name}": "ok" if state.markets_loaded else "markets not loaded"
+        for name, state in venues.items()
+    }
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["store"] = "ok"
+    except Exception as exc:  # any failure means "not ready", reported by its type only
+        checks["store"] = f"unreachable ({type(exc).__name__})"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

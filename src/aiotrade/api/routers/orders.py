@@ -1,0 +1,82 @@
+"""Orders over REST: create (exactly once, `Idempotency-Key`), list, get, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, status
+
+from aiotrade.api.deps import OrderPolicyDep, Pool, Store
+from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
+from aiotrade.services import orders
+from aiotrade.store.orders import OrderFilter
+
+router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
+
+Account = Annotated[str, Path(description="A configured account, e.g. `paper`.", max_length=64)]
+OrderId = Annotated[
+    str, Path(description="Our order id (client order id) or the exchange's.", max_length=128)
+]
+
+
+@router.post(
+    "",
+    operation_id="create_order",
+    summary="Place an order exactly once",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "A request with this Idempotency-Key is still in flight"}},
+)
+async def create_order(
+    pool: Pool,
+    store: Store,
+    policy: OrderPolicyDep,
+    account: Account,
+    body: CreateOrderRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Same key and body: the first response is replayed; never a second order.",
+        ),
+    ] = None,
+) -> Order:
+    return await orders.create_order(
+        pool, store, account, body, idempotency_key=idempotency_key, policy=policy
+    )
+
+
+@router.get("", operation_id="list_orders", summary="Order history, newest first (cursor-paginated)")
+async def list_orders(
+    pool: Pool,
+    store: Store,
+    account: Account,
+    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    status_: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> OrderPage:
+    pool.venue_of(account)
+    filters = OrderFilter(
+        symbol=symbol, statuses=tuple(status_ or ()), created_from=created_from, created_to=created_to
+    )
+    return await orders.get_order_history(store, account, filters, cursor=cursor, limit=limit)
+
+
+@router.get("/{order_id}", operation_id="get_order", summary="One order (refreshed from the exchange)")
+async def get_order(pool: Pool, store: Store, account: Account, order_id: OrderId) -> Order:
+    return await orders.get_order(pool, store, account, order_id)
+
+
+@router.delete(
+    "/{order_id}",
+    operation_id="cancel_order",
+    summary="Cancel an open order",
+    responses={409: {"description": "The order is already closed"}},
+)
+async def cancel_order(pool: Pool, store: Store, account: Account, order_id: OrderId) -> Order:
+    return await orders.cancel_order(pool, store, account, order_id)
