@@ -8,6 +8,8 @@ per-period mean and standard deviation (ddof = 1) of historical **log** returns;
   surely). For a long, a = ln(tp/entry) > 0 and b = ln(entry/sl) > 0; for a short, a = ln(entry/tp),
   b = ln(sl/entry) and the drift is −μ. With k = 2μ/σ² (the scale function of the diffusion is e^{−kx}):
       P(tp first) = (1 − e^{kb}) / (e^{−ka} − e^{kb}),   and as μ → 0, P → b / (a + b).
+  Checking barriers only at bar closes instead acts like moving each barrier out by ≈ 0.5826 σ
+  (Broadie-Glasserman-Kou), which is how the Monte Carlo below relates to this formula.
 - Price above a level K after T periods (lognormal): P(S_T > K) = Φ((ln(S₀/K) + μT) / (σ√T)).
 - Expected value per unit of the trade, in quote currency, fees included: a fee rate f is charged on the
   entry notional and on the exit notional, so a long closed at x makes (x − entry) − f (entry + x).
@@ -15,10 +17,11 @@ per-period mean and standard deviation (ddof = 1) of historical **log** returns;
   ("bootstrap") or drawn N(μ, σ²) ("gbm"). Barriers are checked at each step's close (discrete
   monitoring, so a path may cross a barrier within a bar unseen); a barrier hit is booked at the barrier
   price (resting orders, no gap slippage), and a path hitting neither within the horizon is closed at its
-  final price. Probabilities carry **Wilson score** intervals; the expected value a
-  normal-approximation interval, mean ± z s/√n (s with ddof = 1). Paths are generated in chunks of at most
-  `max_chunk_cells` = paths × steps cells, so memory is bounded whatever `n_paths`; results depend only on
-  the inputs, `seed` and `max_chunk_cells`.
+  final price. Probabilities carry **Wilson score** intervals; the expected value a normal-approximation
+  interval, mean ± z s/√n (s with ddof = 1). Paths are generated in chunks of at most `max_chunk_cells`
+  = paths × steps cells, so memory is bounded whatever `n_paths`; results depend only on the inputs, `seed`
+  and `max_chunk_cells`. Bounds: 100 ≤ n_paths ≤ 1e6, 1 ≤ n_steps ≤ 1e5, paths × steps ≤ 2e8.
+- Fee rates are fractions in [0, 0.1]; every estimator needs ≥ 30 log returns with non-zero variance.
 """
 
 from __future__ import annotations

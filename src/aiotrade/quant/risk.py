@@ -16,7 +16,8 @@ finite. Conventions:
   - parametric (Gaussian) VaR = z_c σ − μ and CVaR = σ φ(z_c) / α − μ, with z_c = Φ⁻¹(c), σ with ddof 1;
   - Cornish-Fisher VaR = −(μ + σ z̃) with z̃ = q + (q² − 1)S/6 + (q³ − 3q)K/24 − (2q³ − 5q)S²/36,
     q = Φ⁻¹(α), S and K the sample skewness and *excess* kurtosis from biased moments (m₃/m₂^1.5,
-    m₄/m₂² − 3; scipy's `skew`/`kurtosis` defaults).
+    m₄/m₂² − 3; scipy's `skew`/`kurtosis` defaults). The expansion is only trustworthy for moderate
+    skew and kurtosis (far out it stops being monotonic in the quantile); no adjustment is applied.
 - Max drawdown is a **positive fraction**: the largest fall of compounded wealth Π(1 + r) from its running
   peak, wealth starting at 1 before the first return (so a first-period loss counts).
 - Ratios take an **annual** risk-free rate, converted to one period geometrically,
@@ -64,7 +65,7 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 _NORMAL = NormalDist()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # eq on numpy fields would be ambiguous
 class PortfolioRisk:
     """Every risk figure of a portfolio and of each of its assets, with the settings that produced them.
 
