@@ -35,14 +35,23 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_migrations_create_every_table(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert {"orders", "fills", "idempotency_keys", "audit_log", "alembic_version"} <= tables
+    assert {
+        "orders",
+        "fills",
+        "idempotency_keys",
+        "audit_log",
+        "risk_limits",
+        "trading_state",
+        "equity_history",
+        "alembic_version",
+    } <= tables
 
 
 async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0001"
+    assert version == "0002"
 
 
 def _order(client_order_id: str, amount: Decimal) -> OrderRow:

@@ -155,3 +155,37 @@ class AuditRow(Base):
     client_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RiskLimitsRow(Base):
+    """An account's pre-trade limits (a JSON document validated by `models.risk.RiskLimits`)."""
+
+    __tablename__ = "risk_limits"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limits: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TradingStateRow(Base):
+    """ACTIVE, REDUCING (only exposure-reducing orders) or HALTED; shared by every replica."""
+
+    __tablename__ = "trading_state"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EquityRow(Base):
+    """Account equity in its quote currency over time (recorded in the background)."""
+
+    __tablename__ = "equity_history"
+    __table_args__ = (Index("ix_equity_account_at", "account", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    quote: Mapped[str] = mapped_column(String(16))
+    equity: Mapped[Decimal]
