@@ -93,9 +93,7 @@ def order_policy(settings: Settings) -> order_service.OrderPolicy:
     )
 
 
-def _background(
-    name: str, job: Callable[[], Awaitable[object]], *, repeat_s: float | None
-) -> asyncio.Task[None]:
+def _background(name: str, job: Callable[[], Awaitable[object]], *, repeat_s: float | None) -> asyncio.Task[None]:
     """Run ``job`` now and then every ``repeat_s``; a failure is logged, never fatal."""
 
     async def loop() -> None:

@@ -126,11 +126,7 @@ def _default_venues() -> dict[str, VenueConfig]:
 
 
 def _default_accounts() -> dict[str, AccountConfig]:
-    return {
-        "paper": AccountConfig(
-            venue="paper", api_key=SecretStr(PAPER_API_KEY), secret=SecretStr(PAPER_SECRET)
-        )
-    }
+    return {"paper": AccountConfig(venue="paper", api_key=SecretStr(PAPER_API_KEY), secret=SecretStr(PAPER_SECRET))}
 
 
 class Settings(BaseSettings):

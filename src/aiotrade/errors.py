@@ -47,6 +47,12 @@ class InvalidInput(DomainError):
         return cls(f"{name}: {reason}", invalid_params=[InvalidParam(name, reason)])
 
 
+class RiskRejected(DomainError):
+    """The pre-trade gate refused: every violated rule is listed with its reason code."""
+
+    status, slug, title = 422, "risk-rejected", "Refused by the risk gate"
+
+
 class NotFound(DomainError):
     status, slug, title = 404, "not-found", "Not found"
 

@@ -46,9 +46,7 @@ def _signals(n: int) -> np.ndarray:
     return np.linspace(-0.5, 2.0, n)
 
 
-def _allocate(
-    returns: np.ndarray, method: AllocationMethod, constraints: AllocationConstraints, signals=None
-):
+def _allocate(returns: np.ndarray, method: AllocationMethod, constraints: AllocationConstraints, signals=None):
     """Allocate with `method`; the signal-weighted method gets `signals` (or a default ramp), others none."""
     if method is not AllocationMethod.SIGNAL_WEIGHTED:
         signals = None
@@ -70,9 +68,7 @@ def _pypfopt_inputs(returns: np.ndarray):
 # --- reference libraries -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("long_only", "bounds"), [(True, (0.0, 1.0)), (True, (0.05, 0.3)), (False, (-1.0, 1.0))]
-)
+@pytest.mark.parametrize(("long_only", "bounds"), [(True, (0.0, 1.0)), (True, (0.05, 0.3)), (False, (-1.0, 1.0))])
 def test_min_variance_matches_pypfopt_min_volatility(returns, long_only, bounds):
     pypfopt = importlib.import_module("pypfopt")
     _, mu, cov = _pypfopt_inputs(returns)
@@ -91,9 +87,7 @@ def test_min_variance_matches_pypfopt_min_volatility(returns, long_only, bounds)
     assert got.expected_return == pytest.approx(ret, rel=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("long_only", "bounds"), [(True, (0.0, 1.0)), (True, (0.05, 0.3)), (False, (-1.0, 1.0))]
-)
+@pytest.mark.parametrize(("long_only", "bounds"), [(True, (0.0, 1.0)), (True, (0.05, 0.3)), (False, (-1.0, 1.0))])
 def test_max_sharpe_matches_pypfopt_max_sharpe(returns, long_only, bounds):
     pypfopt = importlib.import_module("pypfopt")
     _, mu, cov = _pypfopt_inputs(returns)
@@ -167,9 +161,7 @@ def test_single_linkage_matches_scipy_linkage_matrix():
     rng = np.random.default_rng(4)
     dist = distance.squareform(distance.pdist(rng.normal(size=(25, 3))))
 
-    np.testing.assert_array_equal(
-        single_linkage(dist), hierarchy.linkage(distance.squareform(dist), "single")
-    )
+    np.testing.assert_array_equal(single_linkage(dist), hierarchy.linkage(distance.squareform(dist), "single"))
 
 
 def test_ledoit_wolf_matches_sklearn_and_pypfopt_shrinkage(returns):
@@ -213,9 +205,7 @@ def test_projection_matches_cvxpy_euclidean_projection():
         hi = lo + rng.uniform(0.05, 0.4, 7)
         budget = float(rng.uniform(lo.sum(), hi.sum()))
         w = cp.Variable(7)
-        cp.Problem(cp.Minimize(cp.sum_squares(w - v)), [cp.sum(w) == budget, w >= lo, w <= hi]).solve(
-            "CLARABEL"
-        )
+        cp.Problem(cp.Minimize(cp.sum_squares(w - v)), [cp.sum(w) == budget, w >= lo, w <= hi]).solve("CLARABEL")
 
         got = project_onto_budget_box(v, lo, hi, budget)
 
@@ -257,9 +247,7 @@ def test_signal_weighted_with_shorting_keeps_signs_and_net_budget(returns):
     signals = np.array([0.4, -0.2, 0.3, 0.1, -0.1, 0.5])
     constraints = AllocationConstraints(long_only=False, cash_buffer=0.5)
 
-    got = calculate_allocations(
-        returns, AllocationMethod.SIGNAL_WEIGHTED, signals=signals, constraints=constraints
-    )
+    got = calculate_allocations(returns, AllocationMethod.SIGNAL_WEIGHTED, signals=signals, constraints=constraints)
 
     np.testing.assert_allclose(got.weights, 0.5 * signals / signals.sum(), atol=1e-15)
 
@@ -275,9 +263,7 @@ def test_capped_heuristic_keeps_the_ratios_of_uncapped_assets(returns):
     capped = np.isclose(got.weights, cap, rtol=0, atol=1e-12)
     assert capped.any()
     assert not capped.all()
-    np.testing.assert_allclose(
-        got.weights[~capped] / inv[~capped], (got.weights / inv)[~capped][0], rtol=1e-12
-    )
+    np.testing.assert_allclose(got.weights[~capped] / inv[~capped], (got.weights / inv)[~capped][0], rtol=1e-12)
 
 
 # --- properties ----------------------------------------------------------------------------------------
@@ -304,9 +290,7 @@ def test_weights_sum_to_budget_and_respect_bounds(returns, method, name):
     assert np.all(got.weights >= lo - 1e-9)
     assert np.all(got.weights <= hi + 1e-9)
     assert got.risk_contributions.sum() == pytest.approx(got.volatility, rel=1e-9)
-    assert got.sharpe_ratio == pytest.approx(
-        (got.expected_return - constraints.risk_free_rate) / got.volatility
-    )
+    assert got.sharpe_ratio == pytest.approx((got.expected_return - constraints.risk_free_rate) / got.volatility)
     assert got.method is method
     assert got.n_observations == 500
     assert not got.weights.flags.writeable

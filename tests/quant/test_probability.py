@@ -91,12 +91,8 @@ def test_take_profit_probability_rises_with_drift_and_stays_in_bounds_for_extrem
     assert values[0] < 1e-100 and values[-1] == 1.0
 
 
-@pytest.mark.parametrize(
-    ("mu", "tp", "sl"), [(0.002, 110.0, 95.0), (0.0, 110.0, 95.0), (-0.001, 108.0, 96.0)]
-)
-def test_closed_form_agrees_with_gbm_monte_carlo_within_its_wilson_interval(
-    mu: float, tp: float, sl: float
-) -> None:
+@pytest.mark.parametrize(("mu", "tp", "sl"), [(0.002, 110.0, 95.0), (0.0, 110.0, 95.0), (-0.001, 108.0, 96.0)])
+def test_closed_form_agrees_with_gbm_monte_carlo_within_its_wilson_interval(mu: float, tp: float, sl: float) -> None:
     sample = np.random.default_rng(7).normal(mu, 0.02, size=5_000)
     model = prob.estimate_drift_diffusion(sample)
     mc = prob.monte_carlo_outcome(
@@ -173,9 +169,7 @@ def test_bootstrap_of_fat_tailed_returns_is_close_to_the_shifted_closed_form(mar
         n_paths=20_000,
     )
     assert mc.neither.estimate < 1e-3
-    assert mc.take_profit_first.estimate == pytest.approx(
-        shifted_probability(100.0, 115.0, 90.0, model), abs=0.02
-    )
+    assert mc.take_profit_first.estimate == pytest.approx(shifted_probability(100.0, 115.0, 90.0, model), abs=0.02)
 
 
 def test_probability_above_and_below_match_scipy_lognormal() -> None:

@@ -57,9 +57,7 @@ def test_historical_cvar_matches_empyrical_and_quantstats(market, confidence: fl
         reference = -empyrical.conditional_value_at_risk(column, cutoff=1 - confidence)
         assert ours[j] == pytest.approx(reference, rel=1e-12)
         # quantstats averages the returns at or below the empirical quantile: the same tail without ties.
-        qs_cvar = qs.cvar(
-            pd.Series(column), confidence=confidence, prepare_returns=False, method="historical"
-        )
+        qs_cvar = qs.cvar(pd.Series(column), confidence=confidence, prepare_returns=False, method="historical")
         assert ours[j] == pytest.approx(-qs_cvar, rel=1e-12)
     assert np.all(ours >= risk.historical_var(market.returns, confidence=confidence))
 
@@ -73,16 +71,12 @@ def test_parametric_var_and_cvar_match_quantstats_and_scipy(market, confidence: 
         series = pd.Series(column)
         mu, sd = column.mean(), column.std(ddof=1)
         # quantstats: norm.ppf(1 − c, μ, σ) — a return, negative for a loss.
-        assert var[j] == pytest.approx(
-            -qs.value_at_risk(series, confidence=confidence, prepare_returns=False)
-        )
+        assert var[j] == pytest.approx(-qs.value_at_risk(series, confidence=confidence, prepare_returns=False))
         assert var[j] == pytest.approx(-stats.norm.ppf(alpha, loc=mu, scale=sd), rel=1e-12)
         qs_cvar = qs.cvar(series, confidence=confidence, prepare_returns=False, method="parametric")
         assert cvar[j] == pytest.approx(-qs_cvar, rel=1e-12)
         # E[X | X ≤ q_α] for X ~ N(μ, σ²) by numerical integration, independent of the closed form.
-        tail_mean = stats.norm.expect(
-            lambda x: x, loc=mu, scale=sd, ub=stats.norm.ppf(alpha, mu, sd), conditional=True
-        )
+        tail_mean = stats.norm.expect(lambda x: x, loc=mu, scale=sd, ub=stats.norm.ppf(alpha, mu, sd), conditional=True)
         assert cvar[j] == pytest.approx(-tail_mean, rel=1e-8)
     assert np.all(cvar > var)
 
@@ -364,6 +358,4 @@ def test_sharpe_uses_the_geometric_per_period_risk_free_rate() -> None:
     sample = np.random.default_rng(9).normal(0.001, 0.02, size=400)
     excess = sample - per_period_rate(0.05, PPY)
     expected = excess.mean() / sample.std(ddof=1) * math.sqrt(PPY)
-    assert risk.sharpe_ratio(sample, periods_per_year=PPY, risk_free_rate=0.05) == pytest.approx(
-        expected, rel=1e-14
-    )
+    assert risk.sharpe_ratio(sample, periods_per_year=PPY, risk_free_rate=0.05) == pytest.approx(expected, rel=1e-14)

@@ -70,9 +70,9 @@ def test_wilder_atr_matches_pandas_ewm_with_alpha_one_over_period(market) -> Non
     # which is exactly Wilder's ATR_t = ATR_{t−1} + (TR_t − ATR_{t−1}) / n.
     frame = pd.DataFrame({"h": high, "l": low, "c": close})
     previous = frame["c"].shift(1)
-    tr = pd.concat(
-        [frame["h"] - frame["l"], (frame["h"] - previous).abs(), (frame["l"] - previous).abs()], axis=1
-    ).max(axis=1)[1:]
+    tr = pd.concat([frame["h"] - frame["l"], (frame["h"] - previous).abs(), (frame["l"] - previous).abs()], axis=1).max(
+        axis=1
+    )[1:]
     seeded = tr.iloc[period - 1 :].copy()
     seeded.iloc[0] = tr.iloc[:period].mean()
     reference = seeded.ewm(alpha=1 / period, adjust=False).mean().to_numpy()
@@ -89,13 +89,13 @@ def test_atr_stop_size_places_the_stop_multiples_of_atr_away() -> None:
 
 def test_volatility_target_scales_notional_and_caps_leverage() -> None:
     # 20 % target / 80 % asset vol → a quarter of 10,000 = 2,500 notional = 50 units at 50.
-    assert sizing.volatility_target_size(
-        10_000.0, 50.0, target_volatility=0.2, asset_volatility=0.8
-    ) == pytest.approx(50.0, rel=1e-15)
+    assert sizing.volatility_target_size(10_000.0, 50.0, target_volatility=0.2, asset_volatility=0.8) == pytest.approx(
+        50.0, rel=1e-15
+    )
     # 20 % / 10 % asks for 2× leverage; the default cap is 1× equity.
-    assert sizing.volatility_target_size(
-        10_000.0, 50.0, target_volatility=0.2, asset_volatility=0.1
-    ) == pytest.approx(200.0, rel=1e-15)
+    assert sizing.volatility_target_size(10_000.0, 50.0, target_volatility=0.2, asset_volatility=0.1) == pytest.approx(
+        200.0, rel=1e-15
+    )
     assert sizing.volatility_target_size(
         10_000.0, 50.0, target_volatility=0.2, asset_volatility=0.1, max_leverage=3.0
     ) == pytest.approx(400.0, rel=1e-15)
@@ -128,9 +128,7 @@ def test_kelly_from_returns_is_mean_over_variance() -> None:
     # Alternating +2 % / −1 %: μ = 0.005, σ² (ddof 1) = 40 × 0.015² / 39, f* = 0.005 / σ² = 21.666….
     returns = np.tile([0.02, -0.01], 20)
     full = 0.005 / (40 * 0.015**2 / 39)
-    assert sizing.kelly_fraction_from_returns(returns, multiplier=1.0, cap=100.0) == pytest.approx(
-        full, rel=1e-12
-    )
+    assert sizing.kelly_fraction_from_returns(returns, multiplier=1.0, cap=100.0) == pytest.approx(full, rel=1e-12)
     assert sizing.kelly_fraction_from_returns(returns, cap=100.0) == pytest.approx(full / 2, rel=1e-12)
     assert sizing.kelly_fraction_from_returns(returns) == 1.0  # default cap: no leverage
     # A risk-free rate per period is subtracted from the mean first.

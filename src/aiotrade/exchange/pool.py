@@ -85,9 +85,7 @@ class ExchangePool:
         for name, config in self._settings.venues.items():
             limits = config.rate_limit
             budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
-            limiter = VenueLimiter(
-                budget, window_s=limits.window_s, headroom=limits.headroom, burst=limits.burst
-            )
+            limiter = VenueLimiter(budget, window_s=limits.window_s, headroom=limits.headroom, burst=limits.burst)
             venue = _Venue(name, config, limiter)
             # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
             venue.session = aiohttp.ClientSession(
@@ -105,9 +103,7 @@ class ExchangePool:
         """Close every client and session together (ccxt's close sleeps ~250 ms each)."""
         clients = [c for v in self._venues.values() for c in (v.public, *v.accounts.values()) if c]
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-        await asyncio.gather(
-            *(v.session.close() for v in self._venues.values() if v.session), return_exceptions=True
-        )
+        await asyncio.gather(*(v.session.close() for v in self._venues.values() if v.session), return_exceptions=True)
         self._venues.clear()
         self._account_venue.clear()
         self._opened = False

@@ -62,11 +62,7 @@ async def read(
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        stop=(
-            stop_after_attempt(policy.attempts)
-            | stop_after_delay(policy.deadline_s)
-            | pause_outlasts_deadline
-        ),
+        stop=(stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline_s) | pause_outlasts_deadline),
         wait=wait_random_exponential(multiplier=policy.initial_delay_s, max=policy.max_delay_s),
         reraise=True,
     )

@@ -63,9 +63,7 @@ class OrderStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 
 class CreateOrderRequest(BaseModel):
@@ -87,9 +85,7 @@ class CreateOrderRequest(BaseModel):
     def _consistent(self) -> CreateOrderRequest:
         if (self.amount is None) == (self.quote_amount is None):
             raise ValueError("give exactly one of amount and quote_amount")
-        if self.quote_amount is not None and not (
-            self.type is OrderType.MARKET and self.side is OrderSide.BUY
-        ):
+        if self.quote_amount is not None and not (self.type is OrderType.MARKET and self.side is OrderSide.BUY):
             raise ValueError("quote_amount is only for market buys")
         if self.type is OrderType.LIMIT and self.price is None:
             raise ValueError("price is required for a limit order")

@@ -122,6 +122,24 @@ async def get_ohlcv(
 
     Past the exchange's per-call limit the range is split into time windows fetched concurrently.
     """
+    rows = await ohlcv_rows(pool, venue, symbol, timeframe, limit=limit, since=since)
+    candles = [
+        Candle(timestamp=_time(ts), open=o, high=h, low=lo, close=c, volume=v if v is not None else 0)
+        for ts, o, h, lo, c, v in rows
+    ]
+    return Ohlcv(exchange=venue, symbol=symbol, timeframe=timeframe, candles=candles)
+
+
+async def ohlcv_rows(
+    pool: ExchangePool,
+    venue: str,
+    symbol: str,
+    timeframe: str,
+    *,
+    limit: int,
+    since: datetime | None = None,
+) -> list[list[Any]]:
+    """ccxt's OHLCV rows ([ms, o, h, l, c, v] as exact strings), validated, paged, deduplicated."""
     _in_range("limit", limit, 1, MAX_OHLCV_LIMIT)
     capabilities = pool.capabilities(venue)
     if timeframe not in capabilities.timeframes:
@@ -155,12 +173,7 @@ async def get_ohlcv(
     for rows_of_page in pages:
         for row in rows_of_page:
             rows[int(row[0])] = row
-    ordered = [rows[ts] for ts in sorted(rows)][:limit]
-    candles = [
-        Candle(timestamp=_time(ts), open=o, high=h, low=lo, close=c, volume=v if v is not None else 0)
-        for ts, o, h, lo, c, v in ordered
-    ]
-    return Ohlcv(exchange=venue, symbol=symbol, timeframe=timeframe, candles=candles)
+    return [rows[ts] for ts in sorted(rows)][:limit]
 
 
 async def get_exchange_status(pool: ExchangePool, venue: str) -> ExchangeStatus:

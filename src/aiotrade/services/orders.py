@@ -25,7 +25,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -67,6 +67,9 @@ class OrderPolicy:
     key_retention: timedelta = timedelta(hours=24)
 
 
+PreTradeCheck = Callable[[str, CreateOrderRequest], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedOrder:
     """A request brought to the market's precision, checked against its limits."""
@@ -101,8 +104,13 @@ async def create_order(
     *,
     idempotency_key: str | None = None,
     policy: OrderPolicy | None = None,
+    pre_trade_check: PreTradeCheck | None = None,
 ) -> Order:
-    """Place an order exactly once. Raises a domain error that says whether an order may exist."""
+    """Place an order exactly once. Raises a domain error that says whether an order may exist.
+
+    ``pre_trade_check`` (the risk gate) runs after a replay is ruled out and before anything is
+    recorded or sent; when it refuses, the key is forgotten, as if the request never came.
+    """
     policy = _resolved(policy or OrderPolicy(), pool, account)
     venue = pool.venue_of(account)
     prepared = await prepare_order(pool, venue, request)  # nothing written or sent before this passes
@@ -135,14 +143,20 @@ async def create_order(
     else:
         client_order_id = new_client_id()
 
+    if pre_trade_check is not None and not takeover:
+        try:
+            await pre_trade_check(account, request)
+        except BaseException:
+            if idempotency_key is not None:
+                await store.release_key(account, idempotency_key, forget=True)
+            raise
+
     try:
         order = await _create(pool, store, account, venue, client_order_id, prepared, policy, takeover)
     except domain.DomainError as error:
         if idempotency_key is not None:
             if error.order_may_exist is False:
-                await store.complete_key(
-                    account, idempotency_key, status=error.status, body=_error_body(error)
-                )
+                await store.complete_key(account, idempotency_key, status=error.status, body=_error_body(error))
             else:  # unsettled: the next request with this key resumes this order
                 await store.release_key(account, idempotency_key)
         raise
@@ -239,9 +253,7 @@ async def _settle_by_lookup(
     return order
 
 
-async def lookup(
-    pool: ExchangePool, account: str, symbol: str, client_order_id: str
-) -> dict[str, Any] | None:
+async def lookup(pool: ExchangePool, account: str, symbol: str, client_order_id: str) -> dict[str, Any] | None:
     """The exchange's view of an order by client id, or None if it does not know it (retried read)."""
     try:
         return await pool.read_private(
@@ -325,9 +337,7 @@ async def get_order_history(
     return OrderPage(orders=[to_model(row) for row in rows], next_cursor=next_cursor)
 
 
-async def refresh(
-    pool: ExchangePool, store: OrderStore, account: str, client_order_id: str, symbol: str
-) -> Order:
+async def refresh(pool: ExchangePool, store: OrderStore, account: str, client_order_id: str, symbol: str) -> Order:
     raw = await lookup(pool, account, symbol, client_order_id)
     if raw is None:
         raise domain.OrderNotFound(f"the exchange does not know order {client_order_id}")
@@ -340,9 +350,7 @@ async def refresh(
 async def record_trades(
     pool: ExchangePool, store: OrderStore, account: str, client_order_id: str, symbol: str, exchange_id: str
 ) -> int:
-    trades = await pool.read_private(
-        account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_id})
-    )
+    trades = await pool.read_private(account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_id}))
     row = await store.get(account, client_order_id)
     assert row is not None
     return await store.record_fills(row, [_fill(t) for t in trades if t.get("id") is not None])
@@ -370,9 +378,7 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
                 continue
             order = await adopt(store, row.account, row.client_order_id, raw)
             if order.filled > 0 and order.exchange_order_id:
-                await record_trades(
-                    pool, store, row.account, row.client_order_id, row.symbol, order.exchange_order_id
-                )
+                await record_trades(pool, store, row.account, row.client_order_id, row.symbol, order.exchange_order_id)
             if order.status != row.status:
                 await store.audit(row.account, row.client_order_id, "reconciled", status=order.status)
                 changed += 1
@@ -385,46 +391,74 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
 
 
 async def prepare_order(pool: ExchangePool, venue: str, request: CreateOrderRequest) -> PreparedOrder:
-    """Bring amount and price to the market's precision and check its limits, without sending."""
+    """Bring amount and price to the market's precision and check its limits, without sending.
+
+    A market order's notional is estimated from the last price (one ticker read).
+    """
     markets = await require_symbols(pool, venue, [request.symbol])
-    market = markets[request.symbol]
+    last = None
+    if request.type is OrderType.MARKET and request.quote_amount is None:
+        ticker = await pool.read(venue, lambda c: c.fetch_ticker(request.symbol))
+        last = _dec(ticker.get("last"))
+    prepared, breaches = check_against_market(markets[request.symbol], request, last)
+    if breaches:
+        problems = [domain.InvalidParam(b.field, b.reason) for b in breaches]
+        raise domain.InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in problems), invalid_params=problems)
+    return prepared
+
+
+@dataclass(frozen=True, slots=True)
+class MarketBreach:
+    """A request that the market's own filters would refuse, with a reason code for the risk gate."""
+
+    code: str
+    field: str
+    reason: str
+
+
+def check_against_market(
+    market: Mapping[str, Any], request: CreateOrderRequest, last_price: Decimal | None
+) -> tuple[PreparedOrder, list[MarketBreach]]:
+    """The order at the market's precision (amount truncated to the lot step) and every filter it breaks."""
     precision, limits = market.get("precision") or {}, market.get("limits") or {}
-    problems: list[domain.InvalidParam] = []
+    breaches: list[MarketBreach] = []
+
+    def bound(kind: str, side: str) -> Decimal | None:
+        value = _dec((limits.get(kind) or {}).get(side))
+        return value if value is not None and value > 0 else None
 
     amount = request.amount
     step = _dec(precision.get("amount"))
     if amount is not None and step:
         amount = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
         if amount <= 0:
-            problems.append(domain.InvalidParam("amount", f"below the lot step {step}"))
+            breaches.append(MarketBreach("AMOUNT_BELOW_LOT_STEP", "amount", f"below the lot step {step}"))
     price = request.price
     tick = _dec(precision.get("price"))
     if price is not None and tick and price % tick != 0:
-        problems.append(domain.InvalidParam("price", f"not a multiple of the tick size {tick}"))
-
-    def bound(kind: str, side: str) -> Decimal | None:
-        return _dec((limits.get(kind) or {}).get(side))
-
+        breaches.append(MarketBreach("PRICE_OFF_TICK", "price", f"not a multiple of the tick size {tick}"))
     if amount is not None and amount > 0:
         if (low := bound("amount", "min")) is not None and amount < low:
-            problems.append(domain.InvalidParam("amount", f"below the minimum {low}"))
+            breaches.append(MarketBreach("AMOUNT_BELOW_MIN", "amount", f"below the minimum {low}"))
         if (high := bound("amount", "max")) is not None and amount > high:
-            problems.append(domain.InvalidParam("amount", f"above the maximum {high}"))
+            breaches.append(MarketBreach("AMOUNT_ABOVE_MAX", "amount", f"above the maximum {high}"))
     if price is not None:
-        if (low := bound("price", "min")) is not None and low > 0 and price < low:
-            problems.append(domain.InvalidParam("price", f"below the minimum {low}"))
-        if (high := bound("price", "max")) is not None and high > 0 and price > high:
-            problems.append(domain.InvalidParam("price", f"above the maximum {high}"))
-    if not problems and (min_cost := bound("cost", "min")) is not None:
-        notional = await _notional(pool, venue, request, amount, price)
-        if notional is not None and notional < min_cost:
-            name = "quote_amount" if request.quote_amount is not None else "amount"
-            problems.append(domain.InvalidParam(name, f"notional {notional} is below the minimum {min_cost}"))
-    if problems:
-        raise domain.InvalidInput(
-            "; ".join(f"{p.name}: {p.reason}" for p in problems), invalid_params=problems
-        )
-    return PreparedOrder(
+        if (low := bound("price", "min")) is not None and price < low:
+            breaches.append(MarketBreach("PRICE_BELOW_MIN", "price", f"below the minimum {low}"))
+        if (high := bound("price", "max")) is not None and price > high:
+            breaches.append(MarketBreach("PRICE_ABOVE_MAX", "price", f"above the maximum {high}"))
+    notional = order_notional(request, amount, price, last_price)
+    field = "quote_amount" if request.quote_amount is not None else "amount"
+    if notional is not None and amount != 0:
+        if (low := bound("cost", "min")) is not None and notional < low:
+            breaches.append(
+                MarketBreach("NOTIONAL_BELOW_MIN", field, f"notional {notional} is below the minimum {low}")
+            )
+        if (high := bound("cost", "max")) is not None and notional > high:
+            breaches.append(
+                MarketBreach("NOTIONAL_ABOVE_MAX", field, f"notional {notional} is above the maximum {high}")
+            )
+    prepared = PreparedOrder(
         symbol=request.symbol,
         side=request.side.value,
         type=request.type.value,
@@ -433,18 +467,17 @@ async def prepare_order(pool: ExchangePool, venue: str, request: CreateOrderRequ
         price=price,
         time_in_force=(request.time_in_force or TimeInForce.GTC) if request.type is OrderType.LIMIT else None,
     )
+    return prepared, breaches
 
 
-async def _notional(
-    pool: ExchangePool, venue: str, request: CreateOrderRequest, amount: Decimal | None, price: Decimal | None
+def order_notional(
+    request: CreateOrderRequest, amount: Decimal | None, price: Decimal | None, last_price: Decimal | None
 ) -> Decimal | None:
+    """Quote value of an order: the quote amount, amount × limit price, or amount × last price."""
     if request.quote_amount is not None:
         return request.quote_amount
-    if price is not None and amount is not None:
-        return amount * price
-    ticker = await pool.read(venue, lambda c: c.fetch_ticker(request.symbol))
-    last = _dec(ticker.get("last"))
-    return amount * last if amount is not None and last is not None else None
+    reference = price if price is not None else last_price
+    return amount * reference if amount is not None and reference is not None else None
 
 
 async def _ccxt_create(client: Any, order: PreparedOrder, client_order_id: str) -> dict[str, Any]:

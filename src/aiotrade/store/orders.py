@@ -128,9 +128,7 @@ class OrderStore:
             if forget:
                 await session.execute(delete(IdempotencyKeyRow).where(*where))
             else:
-                await session.execute(
-                    update(IdempotencyKeyRow).where(*where).values(locked_until=datetime.now(UTC))
-                )
+                await session.execute(update(IdempotencyKeyRow).where(*where).values(locked_until=datetime.now(UTC)))
 
     async def purge_expired_keys(self) -> int:
         async with self._sessions.begin() as session:
@@ -155,9 +153,7 @@ class OrderStore:
     async def get(self, account: str, client_order_id: str) -> OrderRow | None:
         async with self._sessions() as session:
             return await session.scalar(
-                select(OrderRow).where(
-                    OrderRow.account == account, OrderRow.client_order_id == client_order_id
-                )
+                select(OrderRow).where(OrderRow.account == account, OrderRow.client_order_id == client_order_id)
             )
 
     async def find(self, account: str, order_id: str) -> OrderRow | None:

@@ -24,10 +24,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request, pool: Pool) -> JSONResponse:
     venues = {name: pool.venue_state(name) for name in pool.venue_names()}
-    checks = {
-        f"venue:{name}": "ok" if state.markets_loaded else "markets not loaded"
-        for name, state in venues.items()
-    }
+    checks = {f"venue:{name}": "ok" if state.markets_loaded else "markets not loaded" for name, state in venues.items()}
     try:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

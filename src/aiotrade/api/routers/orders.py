@@ -16,9 +16,7 @@ from aiotrade.store.orders import OrderFilter
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
 
 Account = Annotated[str, Path(description="A configured account, e.g. `paper`.", max_length=64)]
-OrderId = Annotated[
-    str, Path(description="Our order id (client order id) or the exchange's.", max_length=128)
-]
+OrderId = Annotated[str, Path(description="Our order id (client order id) or the exchange's.", max_length=128)]
 
 
 @router.post(
@@ -43,9 +41,7 @@ async def create_order(
         ),
     ] = None,
 ) -> Order:
-    return await orders.create_order(
-        pool, store, account, body, idempotency_key=idempotency_key, policy=policy
-    )
+    return await orders.create_order(pool, store, account, body, idempotency_key=idempotency_key, policy=policy)
 
 
 @router.get("", operation_id="list_orders", summary="Order history, newest first (cursor-paginated)")
