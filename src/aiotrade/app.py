@@ -12,13 +12,14 @@ from fastapi import FastAPI
 
 from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import health, market, orders
+from aiotrade.api.routers import health, market, orders, risk
 from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.services import orders as order_service
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.orders import OrderStore
+from aiotrade.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = make_engine(settings.effective_database_url())
             stack.push_async_callback(engine.dispose)
             await migrate(engine)
-            store = OrderStore(make_sessions(engine))
+            sessions = make_sessions(engine)
+            store = OrderStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
             policy = order_policy(settings)
 
             app.state.settings = settings
             app.state.pool = pool
             app.state.store = store
+            app.state.risk_store = RiskStore(sessions)
             app.state.engine = engine
             app.state.order_policy = policy
             for task in (
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "market-data", "description": "Markets, tickers, books, trades, candles, status."},
             {"name": "orders", "description": "Create exactly once, cancel, get, history."},
+            {"name": "risk", "description": "Sizing, the pre-trade gate, probabilities, portfolio risk, limits."},
             {"name": "health", "description": "Liveness and readiness."},
         ],
     )
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(market.router)
     app.include_router(orders.router)
+    app.include_router(risk.router)
     return app
 
 

@@ -10,6 +10,7 @@ from aiotrade.config import Settings
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.services.orders import OrderPolicy
 from aiotrade.store.orders import OrderStore
+from aiotrade.store.risk import RiskStore
 
 
 def get_pool(request: Request) -> ExchangePool:
@@ -24,6 +25,10 @@ def get_store(request: Request) -> OrderStore:
     return request.app.state.store
 
 
+def get_risk_store(request: Request) -> RiskStore:
+    return request.app.state.risk_store
+
+
 def get_order_policy(request: Request) -> OrderPolicy:
     return request.app.state.order_policy
 
@@ -31,4 +36,5 @@ def get_order_policy(request: Request) -> OrderPolicy:
 Pool = Annotated[ExchangePool, Depends(get_pool)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[OrderStore, Depends(get_store)]
+RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 OrderPolicyDep = Annotated[OrderPolicy, Depends(get_order_policy)]

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, status
 
-from aiotrade.api.deps import OrderPolicyDep, Pool, Store
+from aiotrade.api.deps import OrderPolicyDep, Pool, RiskStoreDep, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
-from aiotrade.services import orders
+from aiotrade.services import orders, risk
 from aiotrade.store.orders import OrderFilter
 
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
@@ -30,6 +30,7 @@ async def create_order(
     pool: Pool,
     store: Store,
     policy: OrderPolicyDep,
+    risk_store: RiskStoreDep,
     account: Account,
     body: CreateOrderRequest,
     idempotency_key: Annotated[
@@ -41,7 +42,12 @@ async def create_order(
         ),
     ] = None,
 ) -> Order:
-    return await orders.create_order(pool, store, account, body, idempotency_key=idempotency_key, policy=policy)
+    async def risk_gate(account: str, order: CreateOrderRequest) -> None:
+        await risk.gate(pool, risk_store, account, order)
+
+    return await orders.create_order(
+        pool, store, account, body, idempotency_key=idempotency_key, policy=policy, pre_trade_check=risk_gate
+    )
 
 
 @router.get("", operation_id="list_orders", summary="Order history, newest first (cursor-paginated)")
