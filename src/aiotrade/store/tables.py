@@ -189,3 +189,41 @@ class EquityRow(Base):
     at: Mapped[datetime]
     quote: Mapped[str] = mapped_column(String(16))
     equity: Mapped[Decimal]
+
+
+class TargetRow(Base):
+    """An account's target weight for one symbol (cash is what the weights leave)."""
+
+    __tablename__ = "portfolio_targets"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weight: Mapped[Decimal]
+    source: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignalRow(Base):
+    """The latest signal of a strategy for a symbol: a newer one replaces it (duplicates collapse)."""
+
+    __tablename__ = "strategy_signals"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    strength: Mapped[Decimal]
+    confidence: Mapped[Decimal]
+    emitted_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RebalanceRow(Base):
+    __tablename__ = "rebalances"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    executed: Mapped[bool]
+    plan: Mapped[dict[str, Any]]
