@@ -12,13 +12,15 @@ from fastapi import FastAPI
 
 from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import health, market, orders, risk
+from aiotrade.api.routers import health, market, orders, portfolio, risk
 from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.services import live
 from aiotrade.services import orders as order_service
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.orders import OrderStore
+from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.pool = pool
             app.state.store = store
-            app.state.risk_store = RiskStore(sessions)
+            risk_store = RiskStore(sessions)
+            app.state.risk_store = risk_store
+            app.state.portfolio_store = PortfolioStore(sessions)
             app.state.engine = engine
             app.state.order_policy = policy
             for task in (
@@ -62,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     repeat_s=settings.orders.reconcile_interval_s,
                 ),
                 _background("key-purge", store.purge_expired_keys, repeat_s=3600),
+                _background(
+                    "equity-recorder",
+                    lambda: _record_equity(pool, store, risk_store, settings),
+                    repeat_s=settings.equity_interval_s,
+                ),
             ):
                 stack.push_async_callback(_cancel, task)
             yield
@@ -75,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "market-data", "description": "Markets, tickers, books, trades, candles, status."},
             {"name": "orders", "description": "Create exactly once, cancel, get, history."},
             {"name": "risk", "description": "Sizing, the pre-trade gate, probabilities, portfolio risk, limits."},
+            {"name": "portfolio", "description": "Allocations, signals, status, rebalancing, live snapshot."},
             {"name": "health", "description": "Liveness and readiness."},
         ],
     )
@@ -84,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(market.router)
     app.include_router(orders.router)
     app.include_router(risk.router)
+    app.include_router(portfolio.router)
     return app
 
 
@@ -112,6 +123,19 @@ def _background(name: str, job: Callable[[], Awaitable[object]], *, repeat_s: fl
             await asyncio.sleep(repeat_s)
 
     return asyncio.create_task(loop(), name=f"aiotrade-{name}")
+
+
+async def _record_equity(pool: ExchangePool, store: OrderStore, risk_store: RiskStore, settings: Settings) -> None:
+    """Append each account's equity to the history (performance and drawdown limits read it)."""
+    for account in settings.accounts:
+        limits = await risk_store.limits(account)
+        try:
+            snapshot = await live.get_live_portfolio_snapshot(pool, store, account, limits.quote_currency)
+        except DomainError as exc:
+            log.warning("equity of %s not recorded: %s", account, exc.detail)
+            continue
+        if snapshot.total_value is not None:  # a partial valuation would record a false drop
+            await risk_store.record_equity(account, limits.quote_currency, snapshot.total_value)
 
 
 async def _warm_up(pool: ExchangePool) -> None:

@@ -10,6 +10,7 @@ from aiotrade.config import Settings
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.services.orders import OrderPolicy
 from aiotrade.store.orders import OrderStore
+from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
 
 
@@ -29,6 +30,10 @@ def get_risk_store(request: Request) -> RiskStore:
     return request.app.state.risk_store
 
 
+def get_portfolio_store(request: Request) -> PortfolioStore:
+    return request.app.state.portfolio_store
+
+
 def get_order_policy(request: Request) -> OrderPolicy:
     return request.app.state.order_policy
 
@@ -37,4 +42,5 @@ Pool = Annotated[ExchangePool, Depends(get_pool)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[OrderStore, Depends(get_store)]
 RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
+PortfolioStoreDep = Annotated[PortfolioStore, Depends(get_portfolio_store)]
 OrderPolicyDep = Annotated[OrderPolicy, Depends(get_order_policy)]

@@ -525,7 +525,7 @@ async def assess_portfolio_risk(pool: ExchangePool, venue: str, request: Portfol
     rows = await asyncio.gather(
         *(ohlcv_rows(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in wanted)
     )
-    timestamps, closes = _aligned_closes(rows)
+    timestamps, closes = aligned_closes(rows)
     if len(timestamps) < 31:
         raise domain.InvalidInput.param("lookback", f"only {len(timestamps)} common candles; at least 31 are needed")
     returns = closes[1:] / closes[:-1] - 1.0
@@ -601,7 +601,7 @@ def q(value: float) -> Decimal:
     return Decimal(float(value)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-def _aligned_closes(rows_per_symbol: Sequence[Sequence[Sequence[Any]]]) -> tuple[np.ndarray, np.ndarray]:
+def aligned_closes(rows_per_symbol: Sequence[Sequence[Sequence[Any]]]) -> tuple[np.ndarray, np.ndarray]:
     common: set[int] | None = None
     for rows in rows_per_symbol:
         stamps = {int(r[0]) for r in rows}
