@@ -1,0 +1,74 @@
+"""The whole stack for a test: paper exchange on loopback, the app over it, an httpx client.
+
+httpx -> FastAPI (lifespan run by asgi-lifespan) -> services -> ExchangePool -> real
+ccxt.async_support.binance -> real HTTP on 127.0.0.1 -> the paper exchange.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from aiotrade.app import create_app
+from aiotrade.config import (
+    PAPER_API_KEY,
+    PAPER_SECRET,
+    AccountConfig,
+    OrdersConfig,
+    RetryConfig,
+    Settings,
+    VenueConfig,
+)
+from aiotrade.exchange.pool import ExchangePool
+from aiotrade.paper.config import PaperConfig
+from aiotrade.paper.server import PaperExchange
+
+
+@dataclass
+class Stack:
+    paper: PaperExchange
+    app: FastAPI
+    api: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def pool(self) -> ExchangePool:
+        return self.app.state.pool
+
+    def paper_requests(self, path: str) -> int:
+        """How many requests the paper exchange has seen on ``path``."""
+        return self.paper.stats.requests.get(path, 0)
+
+
+def stack_settings(paper_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "venues": {"paper": VenueConfig(base_url=paper_url, timeout_ms=3_000)},
+        "accounts": {"paper": AccountConfig(venue="paper", api_key=PAPER_API_KEY, secret=PAPER_SECRET)},
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'aiotrade.db'}",
+        "retry": RetryConfig(attempts=4, initial_delay_s=0.01, max_delay_s=0.05, deadline_s=10),
+        "orders": OrdersConfig(reconcile_interval_s=3600),
+        "equity_interval_s": 3600,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    data_dir: Path, *, paper_config: PaperConfig | None = None, **settings_overrides: Any
+) -> AsyncIterator[Stack]:
+    async with PaperExchange(paper_config or PaperConfig(port=0, seed=7)) as paper:
+        settings = stack_settings(paper.url, data_dir, **settings_overrides)
+        app = create_app(settings)
+        async with (
+            LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://aiotrade.test") as api,
+        ):
+            yield Stack(paper=paper, app=app, api=api, settings=settings)
