@@ -71,8 +71,7 @@ _METHOD_CONVENTIONS: dict[AllocationMethod, str] = {
     AllocationMethod.MIN_VARIANCE: "exact minimiser of w'Σw over the constraint set (active-set QP)",
     AllocationMethod.MAX_SHARPE: "exact maximiser of (μ - rf)'w / sqrt(w'Σw) over the constraint set",
     AllocationMethod.RISK_PARITY: (
-        "equal risk contributions w_i(Σw)_i, long-only (Spinu's convex form, Newton); exact while no "
-        "bound binds"
+        "equal risk contributions w_i(Σw)_i, long-only (Spinu's convex form, Newton); exact while no bound binds"
     ),
     AllocationMethod.HRP: (
         "López de Prado HRP: single linkage on d=sqrt((1-ρ)/2), quasi-diagonal order, bisection in halves"

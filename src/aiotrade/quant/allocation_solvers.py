@@ -65,9 +65,7 @@ def min_variance(cov: FloatArray, lo: FloatArray, hi: FloatArray, budget: float)
     return _active_set_qp(cov, np.ones((1, n)), g, h, start)
 
 
-def max_sharpe(
-    cov: FloatArray, excess: FloatArray, lo: FloatArray, hi: FloatArray, budget: float
-) -> FloatArray:
+def max_sharpe(cov: FloatArray, excess: FloatArray, lo: FloatArray, hi: FloatArray, budget: float) -> FloatArray:
     """The maximiser of excess'w / sqrt(w'Σw) over the budget box.
 
     Solved as the convex problem min y'Σy s.t. excess'y = 1 in the homogenised variable y = κw, κ > 0

@@ -118,9 +118,7 @@ def estimate_drift_diffusion(log_returns: ArrayLike) -> DriftDiffusion:
     """μ = mean and σ = standard deviation (ddof = 1) of ≥ 30 finite per-period log returns; σ must be > 0."""
     x = check_vector(log_returns, "log_returns")
     if x.shape[0] < MIN_OBSERVATIONS:
-        raise QuantInputError(
-            f"log_returns has {x.shape[0]} entries; at least {MIN_OBSERVATIONS} are required"
-        )
+        raise QuantInputError(f"log_returns has {x.shape[0]} entries; at least {MIN_OBSERVATIONS} are required")
     sigma = float(x.std(ddof=1))
     check_nonzero_std(sigma, "log_returns")
     return DriftDiffusion(mu=float(x.mean()), sigma=sigma, n_observations=int(x.shape[0]))
@@ -304,9 +302,7 @@ def _hit_upper_first(a: float, b: float, drift: float, sigma: float) -> float:
     return min(1.0, max(0.0, p))
 
 
-def _bracket(
-    entry: float, take_profit: float, stop_loss: float, side: Side, mu: float
-) -> tuple[float, float, float]:
+def _bracket(entry: float, take_profit: float, stop_loss: float, side: Side, mu: float) -> tuple[float, float, float]:
     """Log distances a (to the take-profit) and b (to the stop-loss), both > 0, and the favourable drift."""
     e = check_scalar(entry, "entry", positive=True)
     tp = check_scalar(take_profit, "take_profit", positive=True)

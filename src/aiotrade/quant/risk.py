@@ -323,9 +323,7 @@ def effective_number_of_assets(weights: ArrayLike) -> float:
     return 1.0 / herfindahl_index(weights)
 
 
-def volatility_contributions(
-    returns: ArrayLike, weights: ArrayLike, *, periods_per_year: float
-) -> NDArray[np.float64]:
+def volatility_contributions(returns: ArrayLike, weights: ArrayLike, *, periods_per_year: float) -> NDArray[np.float64]:
     """Euler contribution of each asset to annualised portfolio volatility, wᵢ(Σw)ᵢ/σ_p; sums to σ_p."""
     r = _returns_panel(returns, two_d=True)
     w = _weights(weights, r.shape[1])
@@ -411,9 +409,7 @@ def _max_drawdown(r: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.max(-np.expm1(log_wealth - peak), axis=0)
 
 
-def _sortino(
-    r: NDArray[np.float64], rf: float, periods: float, name: Callable[[int], str]
-) -> NDArray[np.float64]:
+def _sortino(r: NDArray[np.float64], rf: float, periods: float, name: Callable[[int], str]) -> NDArray[np.float64]:
     excess = r - rf
     downside = np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2, axis=0))
     _require_positive(downside, "Sortino ratio undefined: no return below the risk-free rate for", name)
@@ -466,9 +462,7 @@ def _hhi(w: NDArray[np.float64]) -> float:
 # --- input handling -----------------------------------------------------------------------------------
 
 
-def _returns_panel(
-    returns: ArrayLike, *, two_d: bool = False, min_rows: int = MIN_OBSERVATIONS
-) -> NDArray[np.float64]:
+def _returns_panel(returns: ArrayLike, *, two_d: bool = False, min_rows: int = MIN_OBSERVATIONS) -> NDArray[np.float64]:
     r = check_panel(returns, "returns", min_rows=min_rows)
     if two_d and r.ndim != 2:
         raise QuantInputError(f"returns must be 2-D (time × assets), got shape {r.shape}")

@@ -89,9 +89,7 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> NDArray[np.
     return np.maximum.reduce([h[1:] - lo[1:], np.abs(h[1:] - previous), np.abs(lo[1:] - previous)])
 
 
-def average_true_range(
-    high: ArrayLike, low: ArrayLike, close: ArrayLike, *, period: int = 14
-) -> NDArray[np.float64]:
+def average_true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike, *, period: int = 14) -> NDArray[np.float64]:
     """Wilder's ATR for bars `period`..n−1 (length n − period); the last entry is the current ATR.
 
     Needs at least period + 1 bars; high ≥ close ≥ low > 0 on every bar.
@@ -126,9 +124,7 @@ def volatility_target_size(
     return _out(capital * leverage / unit_price, "position size")
 
 
-def kelly_fraction(
-    win_rate: float, payoff_ratio: float, *, multiplier: float = 0.5, cap: float = 1.0
-) -> float:
+def kelly_fraction(win_rate: float, payoff_ratio: float, *, multiplier: float = 0.5, cap: float = 1.0) -> float:
     """clip(multiplier × (p − (1 − p) / b), 0, cap) for win rate p and payoff ratio b = avg win / avg loss."""
     p = check_open_unit(win_rate, "win_rate")
     b = check_scalar(payoff_ratio, "payoff_ratio", positive=True)
