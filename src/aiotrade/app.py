@@ -12,11 +12,12 @@ from fastapi import FastAPI
 
 from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import health, market, orders, portfolio, risk
+from aiotrade.api.routers import health, live_stream, market, orders, portfolio, risk
 from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.services import live
+from aiotrade.services.live_hub import LiveHub
 from aiotrade.services import orders as order_service
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.orders import OrderStore
@@ -49,6 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store = OrderStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
             policy = order_policy(settings)
+            # Entered after the pool, so it closes (and stops computing) before the pool does.
+            app.state.live_hub = await stack.enter_async_context(
+                LiveHub(
+                    lambda account: live.get_live_portfolio_snapshot(pool, store, account),
+                    accounts=settings.accounts.keys(),
+                    default_account=settings.default_account if settings.accounts else None,
+                    interval_s=settings.live_interval_s,
+                )
+            )
 
             app.state.settings = settings
             app.state.pool = pool
@@ -95,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(risk.router)
     app.include_router(portfolio.router)
+    app.include_router(live_stream.router)
     return app
 
 

@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("data")
     log_level: str = "INFO"
+    # The live stream recomputes a subscribed account's snapshot at most this often.
+    live_interval_s: float = Field(default=1.0, gt=0)
     # How often each account's equity is recorded (performance, daily-loss and drawdown limits).
     equity_interval_s: float = Field(default=60.0, gt=0)
     # Requests above this many bytes are refused before they are read further.

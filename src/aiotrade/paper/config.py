@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,11 +38,16 @@ class FaultConfig(BaseModel):
     slow_rate: float = Field(0.0, ge=0.0, le=1.0, description="the answer is held for slow_delay_ms")
     slow_delay_ms: int = Field(15_000, ge=0)
     drop_rate: float = Field(0.0, ge=0.0, le=1.0, description="the connection is closed without an answer")
+    # After the request is executed (an order committed): the answer never arrives, or arrives too late,
+    # or arrives garbled. These are the faults that make a naive retry place an order twice.
+    commit_drop_rate: float = Field(0.0, ge=0.0, le=1.0, description="executed, then the connection is closed")
+    commit_slow_rate: float = Field(0.0, ge=0.0, le=1.0, description="executed, answer held for slow_delay_ms")
+    malformed_rate: float = Field(0.0, ge=0.0, le=1.0, description="executed, answered with broken JSON")
     paths: frozenset[str] | None = None
 
     @model_validator(mode="after")
     def _rates_are_exclusive(self) -> FaultConfig:
-        total = self.error_rate + self.rate_limit_rate + self.slow_rate + self.drop_rate
+        total = self._total()
         if total > 1.0 + 1e-12:
             raise ValueError(f"fault rates add up to {total}, more than 1")
         if any(status < 500 or status > 599 for status in self.error_statuses) or not self.error_statuses:
@@ -50,7 +56,45 @@ class FaultConfig(BaseModel):
 
     @property
     def active(self) -> bool:
-        return self.error_rate + self.rate_limit_rate + self.slow_rate + self.drop_rate > 0
+        return self._total() > 0
+
+    def _total(self) -> float:
+        return (
+            self.error_rate
+            + self.rate_limit_rate
+            + self.slow_rate
+            + self.drop_rate
+            + self.commit_drop_rate
+            + self.commit_slow_rate
+            + self.malformed_rate
+        )
+
+
+class PaperAccountConfig(BaseModel):
+    """A trading account of the paper exchange: its API key, secret and starting balances."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: str = Field(min_length=1, max_length=128)
+    secret: str = Field(min_length=1, max_length=256)
+    balances: dict[str, Decimal]
+
+
+def _default_accounts() -> tuple[PaperAccountConfig, ...]:
+    # The key and secret of aiotrade's default `paper` account (aiotrade.config.PAPER_API_KEY).
+    return (
+        PaperAccountConfig(
+            api_key="paper-api-key",
+            secret="paper-secret",
+            balances={
+                "USDT": Decimal(100_000),
+                "BTC": Decimal(1),
+                "ETH": Decimal(10),
+                "SOL": Decimal(100),
+                "BNB": Decimal(20),
+            },
+        ),
+    )
 
 
 class PaperConfig(BaseModel):
@@ -65,6 +109,9 @@ class PaperConfig(BaseModel):
     latency_ms: float = Field(0.0, ge=0.0, description="added to every exchange request")
     jitter_ms: float = Field(0.0, ge=0.0, description="uniform extra latency in [0, jitter_ms], seeded")
     faults: FaultConfig = FaultConfig()
+    accounts: tuple[PaperAccountConfig, ...] = Field(default_factory=_default_accounts)
+    commission_rate: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.1"))
+    orders_per_10s: int = Field(50, ge=1, description="Binance's ORDERS limit per account per 10 s")
     origin_ms: int = Field(ORIGIN_MS, description="start of the synthetic history (UTC midnight)")
 
     @model_validator(mode="after")

@@ -19,6 +19,13 @@ class FaultKind(StrEnum):
     RATE_LIMIT = "rate_limit"  # an HTTP 429 -1003 that the weight budget did not call for
     SLOW = "slow"  # the answer, but only after `delay_ms`
     DROP = "drop"  # the connection is closed without an answer
+    COMMIT_THEN_DROP = "commit_then_drop"  # executed, then the connection is closed without an answer
+    COMMIT_THEN_SLOW = "commit_then_slow"  # executed, the answer held for `delay_ms`
+    MALFORMED = "malformed"  # executed, answered 200 with a body that is not JSON
+
+    @property
+    def after_execution(self) -> bool:
+        return self in (FaultKind.COMMIT_THEN_DROP, FaultKind.COMMIT_THEN_SLOW, FaultKind.MALFORMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +67,13 @@ class RandomFaults:
         draw -= config.slow_rate
         if draw < config.drop_rate:
             return Fault(FaultKind.DROP)
+        draw -= config.drop_rate
+        if draw < config.commit_drop_rate:
+            return Fault(FaultKind.COMMIT_THEN_DROP)
+        draw -= config.commit_drop_rate
+        if draw < config.commit_slow_rate:
+            return Fault(FaultKind.COMMIT_THEN_SLOW, delay_ms=config.slow_delay_ms)
+        draw -= config.commit_slow_rate
+        if draw < config.malformed_rate:
+            return Fault(FaultKind.MALFORMED)
         return None

@@ -28,6 +28,8 @@ from pydantic import ValidationError
 from aiotrade.paper.config import Clock, FaultConfig, PaperConfig, PaperSettings
 from aiotrade.paper.faults import Fault, FaultKind, FaultPolicy, RandomFaults
 from aiotrade.paper.market import INTERVALS, SyntheticMarket
+from aiotrade.paper.matching import MatchingEngine
+from aiotrade.paper.private import MarketPrices, PaperAccount, PrivateApi, add_private_routes
 from aiotrade.paper.weights import WeightWindow, request_weight
 from aiotrade.paper.wire import (
     BinanceError,
@@ -104,6 +106,15 @@ class PaperState:
         self.sapi_weights = WeightWindow(SAPI_WEIGHT_LIMIT)
         self.stats = PaperStats()
         self.fault_policy: FaultPolicy = fault_policy or RandomFaults(config.faults, seed=config.seed)
+        engine = MatchingEngine(
+            MarketPrices(self.market),
+            clock=clock,
+            commission_rate=config.commission_rate,
+            orders_per_10s=config.orders_per_10s,
+        )
+        self.private = PrivateApi(
+            engine, [PaperAccount(a.api_key, a.secret, dict(a.balances)) for a in config.accounts]
+        )
         self._latency_random = random.Random(config.seed ^ 0x1A7E)
 
     def set_faults(self, faults: FaultConfig) -> None:
@@ -138,6 +149,7 @@ def create_paper_app(
     app.router.add_get("/api/v3/ticker/price", _ticker_price)
     app.router.add_get("/api/v3/ticker/bookTicker", _book_ticker)
     app.router.add_get("/sapi/v1/system/status", _system_status)
+    add_private_routes(app)
     app.router.add_get(ADMIN_PREFIX + "faults", _get_faults)
     app.router.add_post(ADMIN_PREFIX + "faults", _post_faults)
     app.router.add_get(ADMIN_PREFIX + "stats", _get_stats)
@@ -259,7 +271,7 @@ async def _exchange_middleware(request: web.Request, handler: Handler) -> web.St
         weight = SAPI_WEIGHT
         window.charge(weight, now)
     else:
-        weight = request_weight(path, request.query)
+        weight = request_weight(path, request.query, request.method)
         if not window.try_charge(weight, now):
             stats.rate_limited += 1
             response = _error_response(too_much_weight(state.config.weight_limit))
@@ -282,7 +294,19 @@ async def _exchange_middleware(request: web.Request, handler: Handler) -> web.St
         exc.headers.update(_weight_headers(window.current(now), is_sapi))
         stats.statuses[exc.status] += 1
         raise
+    if fault is not None and fault.kind.after_execution:
+        return await _after_execution(request, fault, response)
     return _finish(stats, response, window.current(now), is_sapi)
+
+
+async def _after_execution(request: web.Request, fault: Fault, response: web.StreamResponse) -> web.StreamResponse:
+    """The request took effect; now its answer is lost, late or garbled."""
+    if fault.kind is FaultKind.COMMIT_THEN_DROP:
+        return _drop(request)
+    if fault.kind is FaultKind.COMMIT_THEN_SLOW:
+        await asyncio.sleep(fault.delay_ms / 1000)  # the client has usually given up by now
+        return response
+    return web.Response(status=200, text='{"symbol":"BTCUSDT","orderId":', content_type="application/json")
 
 
 def _finish(stats: PaperStats, response: web.StreamResponse, used: int, is_sapi: bool) -> web.StreamResponse:

@@ -77,12 +77,26 @@ _TABLE = {
     "/api/v3/ticker/bookTicker": (_one_or_all, CcxtCost(0.4, no_symbol=0.8)),
 }
 CCXT_COSTS: dict[str, CcxtCost] = {path: cost for path, (_, cost) in _TABLE.items()}
+
+# The signed endpoints: (method, path) -> (Binance's weight, ccxt's `api.private` cost).
+_PRIVATE_TABLE = {
+    ("POST", "/api/v3/order"): (_fixed(1), CcxtCost(0.2)),
+    ("GET", "/api/v3/order"): (_fixed(4), CcxtCost(0.8)),
+    ("DELETE", "/api/v3/order"): (_fixed(1), CcxtCost(0.2)),
+    ("GET", "/api/v3/openOrders"): (lambda q: 6 if "symbol" in q else 80, CcxtCost(1.2, no_symbol=16)),
+    ("DELETE", "/api/v3/openOrders"): (_fixed(1), CcxtCost(0.2)),
+    ("GET", "/api/v3/allOrders"): (_fixed(20), CcxtCost(4)),
+    ("GET", "/api/v3/myTrades"): (_fixed(20), CcxtCost(4)),
+    ("GET", "/api/v3/account"): (_fixed(20), CcxtCost(4)),
+    ("GET", "/api/v3/rateLimit/order"): (_fixed(40), CcxtCost(8)),
+}
+PRIVATE_CCXT_COSTS: dict[tuple[str, str], CcxtCost] = {key: cost for key, (_, cost) in _PRIVATE_TABLE.items()}
 UNKNOWN_API_WEIGHT = 1  # an /api path we do not serve (404) still costs a little, as on Binance
 
 
-def request_weight(path: str, query: Mapping[str, str]) -> int:
+def request_weight(path: str, query: Mapping[str, str], method: str = "GET") -> int:
     """Weight charged against the /api REQUEST_WEIGHT budget: min(Binance's weight, 5 x ccxt's cost)."""
-    entry = _TABLE.get(path)
+    entry = _PRIVATE_TABLE.get((method, path)) or _TABLE.get(path)
     if entry is None:
         return UNKNOWN_API_WEIGHT
     binance, ccxt_cost = entry

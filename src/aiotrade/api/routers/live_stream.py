@@ -1,0 +1,62 @@
+"""The live portfolio stream over WebSocket: a thin adapter onto the app's LiveHub.
+
+``WS /api/v1/portfolio/live/stream?account=`` (default: the hub's default account). Frames are JSON text:
+``{"type": "snapshot", "account", "data"}`` on connect and on every change, ``{"type": "error", "account",
+"detail"}`` when the snapshot cannot be computed. Close codes: 1008 unknown account, 1013 too slow (the
+client fell behind by more than its queue), 1001 server shutting down.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, WebSocket
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+
+from aiotrade.services.live_hub import LiveHub
+
+router = APIRouter(tags=["portfolio-live"])
+
+
+def get_live_hub(connection: HTTPConnection) -> LiveHub:
+    return connection.app.state.live_hub
+
+
+Hub = Annotated[LiveHub, Depends(get_live_hub)]
+Account = Annotated[str | None, Query(description="A configured account; default: the default account.")]
+
+
+@router.websocket("/api/v1/portfolio/live/stream", name="portfolio_live_stream")
+async def live_stream(websocket: WebSocket, hub: Hub, account: Account = None) -> None:
+    # Accept first, so that a refusal is a close code the client can read rather than an HTTP 403.
+    await websocket.accept()
+    await hub.serve(WebSocketPeer(websocket), account)
+
+
+class WebSocketPeer:
+    """A Starlette WebSocket as the hub's ``Peer``: transport errors become ``ConnectionError``."""
+
+    __slots__ = ("_websocket",)
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+
+    async def send_text(self, data: str) -> None:
+        try:
+            await self._websocket.send_text(data)
+        except (WebSocketDisconnect, WebSocketDisconnected) as exc:
+            raise ConnectionError("client gone") from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await self._websocket.close(code, reason)
+        except (WebSocketDisconnect, WebSocketDisconnected) as exc:
+            raise ConnectionError("client gone") from exc
+
+    async def wait_closed(self) -> None:
+        try:
+            while (await self._websocket.receive())["type"] != "websocket.disconnect":
+                pass  # the stream is one-way: whatever the client sends is ignored
+        except WebSocketDisconnected:
+            pass

@@ -1,0 +1,330 @@
+"""The live portfolio stream's fan-out: one computation per account, shared by every subscriber.
+
+The promise:
+- One producer task per account, started by the first subscriber and stopped when the last leaves;
+  it calls ``compute(account)`` at most every ``interval_s`` (start to start), never concurrently,
+  and publishes only when the snapshot changed (ignoring the ``volatile`` fields).
+- Each update is serialised once; every subscriber's queue holds the same ``str``.
+- A new subscriber gets the latest frame at once (or the first one, when it is computed).
+- Publishing never awaits a socket: a subscriber whose queue is full is dropped and closed with
+  ``CLOSE_TOO_SLOW``, and the others carry on.
+- A failing ``compute`` is logged and turned into an error frame; the producer keeps going.
+- When a stream ends nothing of it stays behind: no task, no queue, no entry in the hub.
+
+Frames (JSON text): ``{"type": "snapshot", "account": ..., "data": <snapshot>}`` and
+``{"type": "error", "account": ..., "detail": ...}``. The hub is per process: each replica computes for
+its own subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol, Self
+
+from pydantic import BaseModel
+
+from aiotrade.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001  # the hub is shutting down
+CLOSE_UNKNOWN_ACCOUNT = 1008  # policy violation
+CLOSE_TOO_SLOW = 1013  # try again later
+
+Compute = Callable[[str], Awaitable[BaseModel]]
+CloseReason = tuple[int, str]
+
+_UNKNOWN_ACCOUNT: CloseReason = (CLOSE_UNKNOWN_ACCOUNT, "unknown account")
+_NO_ACCOUNT: CloseReason = (CLOSE_UNKNOWN_ACCOUNT, "no account given and no default account")
+_SHUTTING_DOWN: CloseReason = (CLOSE_GOING_AWAY, "server shutting down")
+_TOO_SLOW: CloseReason = (CLOSE_TOO_SLOW, "too slow: fell behind the live stream")
+_WAKE = ""  # put in a queue to wake its reader when the stream ends; never a real frame
+
+
+class Peer(Protocol):
+    """One accepted client, as the hub sees it; the router adapts a WebSocket to this."""
+
+    async def send_text(self, data: str) -> None:
+        """Send one frame; raise ``ConnectionError`` once the client has gone."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``code``; raise ``ConnectionError`` if the client has already gone."""
+
+    async def wait_closed(self) -> None:
+        """Return when the client has gone (closed, or the connection dropped); ignore what it sends."""
+
+
+class LiveHub:
+    """Fans each account's live snapshots out to its subscribers; see the module docstring."""
+
+    def __init__(
+        self,
+        compute: Compute,
+        *,
+        accounts: Collection[str] | Callable[[str], bool],
+        default_account: str | None = None,
+        interval_s: float = 1.0,
+        queue_size: int = 4,
+        volatile: Collection[str] = ("timestamp",),
+        compute_timeout_s: float | None = 30.0,
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        """``accounts`` is the set of known accounts or a predicate; ``volatile`` names the top-level
+        fields left out when deciding whether a snapshot changed (they are still sent)."""
+        if isinstance(accounts, str):
+            raise TypeError("accounts: a collection of names or a predicate, not one string")
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        if compute_timeout_s is not None and compute_timeout_s <= 0:
+            raise ValueError(f"compute_timeout_s must be positive or None, got {compute_timeout_s}")
+        self._compute = compute
+        self._is_known: Callable[[str], bool]
+        if callable(accounts):
+            self._is_known = accounts
+        else:
+            self._is_known = frozenset(accounts).__contains__
+        if default_account is not None and not self._is_known(default_account):
+            raise ValueError(f"default_account: {default_account!r} is not a known account")
+        self.default_account = default_account
+        self.interval_s = interval_s
+        self.queue_size = queue_size
+        self._volatile = set(volatile)
+        self._compute_timeout_s = compute_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._feeds: dict[str, _Feed] = {}
+        self._streams: set[_Subscriber] = set()  # from join until serve() returns, dropped ones included
+        self._closed = False
+
+    async def serve(self, peer: Peer, account: str | None = None) -> None:
+        """Stream ``account`` (default: ``default_account``) to an accepted ``peer`` until it leaves,
+        falls behind, or the hub closes; the peer is closed with a code saying why the hub ended it.
+        An unknown account is closed with ``CLOSE_UNKNOWN_ACCOUNT`` before anything is computed."""
+        name = account or self.default_account
+        if self._closed:
+            await self._close_peer(peer, _SHUTTING_DOWN)
+            return
+        if name is None or not self._is_known(name):
+            await self._close_peer(peer, _NO_ACCOUNT if name is None else _UNKNOWN_ACCOUNT)
+            return
+        subscriber = self._join(name)
+        gone = asyncio.create_task(peer.wait_closed(), name=f"aiotrade-live-peer-{name}")
+        gone.add_done_callback(subscriber.on_peer_gone)
+        try:
+            await self._pump(subscriber, peer)
+        except ConnectionError:
+            pass  # the client went away mid-send
+        finally:
+            stopped = self._leave(subscriber)
+            try:
+                if subscriber.why is not None and not gone.done():
+                    await self._close_peer(peer, subscriber.why)
+            finally:
+                gone.cancel()
+                await asyncio.wait({gone} if stopped is None else {gone, stopped})
+                self._streams.discard(subscriber)
+
+    async def close(self) -> None:
+        """Stop every producer and close every stream with ``CLOSE_GOING_AWAY``; returns once they have
+        ended (each socket close is bounded by ``close_timeout_s``). Later subscribers are refused."""
+        self._closed = True
+        feeds = list(self._feeds.values())
+        self._feeds.clear()
+        for feed in feeds:
+            feed.task.cancel()
+            feed.subscribers.clear()
+        for subscriber in self._streams:
+            subscriber.end(_SHUTTING_DOWN)
+        current = asyncio.current_task()
+        pending = {feed.task for feed in feeds} | {s.handler for s in self._streams if s.handler not in (None, current)}
+        if pending:
+            await asyncio.wait(pending, timeout=self._close_timeout_s + 1)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def subscribers(self, account: str) -> int:
+        """How many clients are subscribed to ``account`` right now."""
+        feed = self._feeds.get(account)
+        return 0 if feed is None else len(feed.subscribers)
+
+    def streaming(self) -> frozenset[str]:
+        """The accounts that have a producer."""
+        return frozenset(self._feeds)
+
+    def open_streams(self) -> int:
+        """Streams not yet finished, including dropped ones still closing their socket."""
+        return len(self._streams)
+
+    # Subscribers
+
+    def _join(self, account: str) -> _Subscriber:
+        feed = self._feeds.get(account)
+        if feed is None:
+            feed = self._feeds[account] = _Feed(account)
+            feed.task = asyncio.create_task(self._produce(feed), name=f"aiotrade-live-{account}")
+        subscriber = _Subscriber(feed, self.queue_size)
+        feed.subscribers.add(subscriber)
+        self._streams.add(subscriber)
+        if feed.latest is not None:
+            subscriber.queue.put_nowait(feed.latest)
+        return subscriber
+
+    def _leave(self, subscriber: _Subscriber) -> asyncio.Task[None] | None:
+        """Forget ``subscriber``; when it was the last, stop the producer and return its task."""
+        feed = subscriber.feed
+        feed.subscribers.discard(subscriber)
+        subscriber.end(None)
+        if feed.subscribers or self._feeds.get(feed.account) is not feed:
+            return None
+        if feed.computing:
+            return None  # the producer retires itself when this computation returns: never cut it off
+        del self._feeds[feed.account]
+        feed.task.cancel()  # it sleeps between computations: nothing is interrupted
+        return feed.task
+
+    async def _pump(self, subscriber: _Subscriber, peer: Peer) -> None:
+        while True:
+            frame = await subscriber.queue.get()
+            if subscriber.ended:
+                return
+            try:
+                # The hub reschedules this deadline to "now" to interrupt a send stuck on a slow socket.
+                async with asyncio.timeout(None) as subscriber.sending:
+                    await peer.send_text(frame)
+            except TimeoutError:
+                return
+            finally:
+                subscriber.sending = None
+
+    async def _close_peer(self, peer: Peer, why: CloseReason) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout_s):
+                await peer.close(*why)
+        except (TimeoutError, ConnectionError) as exc:
+            log.debug("live stream: could not close a client cleanly (%s)", type(exc).__name__)
+
+    # Producer
+
+    async def _produce(self, feed: _Feed) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            feed.computing = True
+            try:
+                frame, changed = await self._next_frame(feed)
+            finally:
+                feed.computing = False
+            feed.latest = frame
+            if changed:
+                self._publish(feed, frame)
+            if not feed.subscribers:  # the last one left (or was dropped) during this round
+                if self._feeds.get(feed.account) is feed:
+                    del self._feeds[feed.account]
+                return
+            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+
+    async def _next_frame(self, feed: _Feed) -> tuple[str, bool]:
+        """The newest frame for ``feed`` and whether it differs from what subscribers last got."""
+        try:
+            async with asyncio.timeout(self._compute_timeout_s):
+                snapshot = await self._compute(feed.account)
+        except Exception as exc:
+            frame = _error_frame(feed.account, _client_detail(exc))
+            feed.digest = None  # after an error, the next snapshot is news even if unchanged
+            changed = frame != feed.latest
+            if changed:
+                log.exception("live snapshot of %s failed", feed.account)
+            else:
+                log.debug("live snapshot of %s failed again: %s", feed.account, type(exc).__name__)
+            return frame, changed
+        # A digest, not the dump: the feed keeps one full frame, not two.
+        comparable = snapshot.model_dump_json(exclude=self._volatile).encode()
+        digest = hashlib.blake2b(comparable, digest_size=16).digest()
+        changed = digest != feed.digest
+        feed.digest = digest
+        return _snapshot_frame(feed.account, snapshot.model_dump_json()), changed
+
+    def _publish(self, feed: _Feed, frame: str) -> None:
+        """Offer ``frame`` to every subscriber without waiting; drop those whose queue is full."""
+        slow = []
+        for subscriber in feed.subscribers:
+            try:
+                subscriber.queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                slow.append(subscriber)
+        for subscriber in slow:
+            feed.subscribers.discard(subscriber)
+            subscriber.end(_TOO_SLOW)
+        if slow:
+            log.info("live stream of %s: dropped %d slow subscriber(s)", feed.account, len(slow))
+
+
+class _Feed:
+    """One account's producer and its subscribers."""
+
+    __slots__ = ("account", "computing", "digest", "latest", "subscribers", "task")
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.subscribers: set[_Subscriber] = set()
+        self.task: asyncio.Task[None]
+        self.latest: str | None = None  # the newest frame, sent to each newcomer
+        self.digest: bytes | None = None  # of the last published snapshot, volatile fields left out
+        self.computing = False
+
+
+class _Subscriber:
+    """One client's bounded queue, and why its stream ended."""
+
+    __slots__ = ("ended", "feed", "handler", "queue", "sending", "why")
+
+    def __init__(self, feed: _Feed, queue_size: int) -> None:
+        self.feed = feed
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.handler = asyncio.current_task()
+        self.sending: asyncio.Timeout | None = None
+        self.ended = False
+        self.why: CloseReason | None = None  # None: the client left, or the send failed
+
+    def end(self, why: CloseReason | None) -> None:
+        """End the stream: discard what is queued, wake the reader, interrupt a pending send."""
+        if self.ended:
+            return
+        self.ended = True
+        self.why = why
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_WAKE)
+        if self.sending is not None:
+            self.sending.reschedule(asyncio.get_running_loop().time())
+
+    def on_peer_gone(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("live stream: waiting for a client to leave failed", exc_info=task.exception())
+        self.end(None)
+
+
+def _snapshot_frame(account: str, data_json: str) -> str:
+    return f'{{"type":"snapshot","account":{json.dumps(account)},"data":{data_json}}}'
+
+
+def _error_frame(account: str, detail: str) -> str:
+    return json.dumps({"type": "error", "account": account, "detail": detail}, separators=(",", ":"))
+
+
+def _client_detail(exc: Exception) -> str:
+    """What a client may read about a failure: a domain error's safe detail, else nothing specific."""
+    if isinstance(exc, DomainError):
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return "live snapshot timed out; retrying"
+    return "live snapshot unavailable; retrying"
