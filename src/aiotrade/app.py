@@ -17,8 +17,8 @@ from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.services import live
-from aiotrade.services.live_hub import LiveHub
 from aiotrade.services import orders as order_service
+from aiotrade.services.live_hub import LiveHub
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
