@@ -29,7 +29,14 @@ PAPER_SECRET = "paper-secret"
 
 # We trade spot: load_markets() asks only /api/v3/exchangeInfo, not currencies, margins or futures.
 DEFAULT_CCXT_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
+    "binance": {
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        # We ask for all open orders on purpose (the risk gate counts them) and pay its weight.
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    },
 }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from aiotrade.models.common import Dec
 
 
 class _Model(BaseModel):
@@ -30,17 +31,17 @@ class ExchangeStatus(_Model):
 
 
 class MarketPrecision(_Model):
-    amount: Decimal | None = Field(description="Amount step (lot size), e.g. `0.00001`.")
-    price: Decimal | None = Field(description="Price step (tick size), e.g. `0.01`.")
+    amount: Dec | None = Field(description="Amount step (lot size), e.g. `0.00001`.")
+    price: Dec | None = Field(description="Price step (tick size), e.g. `0.01`.")
 
 
 class MarketLimits(_Model):
-    amount_min: Decimal | None = None
-    amount_max: Decimal | None = None
-    price_min: Decimal | None = None
-    price_max: Decimal | None = None
-    cost_min: Decimal | None = Field(default=None, description="Minimum notional in the quote currency.")
-    cost_max: Decimal | None = None
+    amount_min: Dec | None = None
+    amount_max: Dec | None = None
+    price_min: Dec | None = None
+    price_max: Dec | None = None
+    cost_min: Dec | None = Field(default=None, description="Minimum notional in the quote currency.")
+    cost_max: Dec | None = None
 
 
 class Market(_Model):
@@ -51,35 +52,35 @@ class Market(_Model):
     active: bool | None
     precision: MarketPrecision
     limits: MarketLimits
-    maker_fee: Decimal | None = None
-    taker_fee: Decimal | None = None
+    maker_fee: Dec | None = None
+    taker_fee: Dec | None = None
 
 
 class Ticker(_Model):
     exchange: str
     symbol: str
     timestamp: datetime | None
-    last: Decimal | None
-    bid: Decimal | None
-    ask: Decimal | None
-    bid_volume: Decimal | None = None
-    ask_volume: Decimal | None = None
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    vwap: Decimal | None = None
-    base_volume: Decimal | None = None
-    quote_volume: Decimal | None = None
-    change: Decimal | None = None
-    percentage: Decimal | None = None
+    last: Dec | None
+    bid: Dec | None
+    ask: Dec | None
+    bid_volume: Dec | None = None
+    ask_volume: Dec | None = None
+    open: Dec | None = None
+    high: Dec | None = None
+    low: Dec | None = None
+    vwap: Dec | None = None
+    base_volume: Dec | None = None
+    quote_volume: Dec | None = None
+    change: Dec | None = None
+    percentage: Dec | None = None
 
 
 class OrderBook(_Model):
     exchange: str
     symbol: str
     timestamp: datetime | None
-    bids: list[tuple[Decimal, Decimal]] = Field(description="[price, amount], best (highest) first.")
-    asks: list[tuple[Decimal, Decimal]] = Field(description="[price, amount], best (lowest) first.")
+    bids: list[tuple[Dec, Dec]] = Field(description="[price, amount], best (highest) first.")
+    asks: list[tuple[Dec, Dec]] = Field(description="[price, amount], best (lowest) first.")
     nonce: int | None = None
 
 
@@ -87,9 +88,9 @@ class Trade(_Model):
     id: str | None
     timestamp: datetime
     side: Literal["buy", "sell"] | None
-    price: Decimal
-    amount: Decimal
-    cost: Decimal | None
+    price: Dec
+    amount: Dec
+    cost: Dec | None
 
 
 class Trades(_Model):
@@ -100,11 +101,11 @@ class Trades(_Model):
 
 class Candle(_Model):
     timestamp: datetime = Field(description="Open time of the candle.")
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
+    open: Dec
+    high: Dec
+    low: Dec
+    close: Dec
+    volume: Dec
 
 
 class Ohlcv(_Model):

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from aiotrade.models.common import Dec
+
 MAX_DECIMALS = 18
 MAX_DIGITS = 36
 
 
-def _exact_positive(value: Decimal) -> Decimal:
+def _exact_positive(value: Dec) -> Dec:
     if not value.is_finite():
         raise ValueError("must be a finite number")
     if value <= 0:
@@ -29,7 +30,7 @@ def _exact_positive(value: Decimal) -> Decimal:
 
 
 # Strings on the wire are recommended ("0.001"); JSON numbers are accepted but parsed exactly.
-PositiveDecimal = Annotated[Decimal, AfterValidator(_exact_positive)]
+PositiveDecimal = Annotated[Dec, AfterValidator(_exact_positive)]
 
 
 class OrderSide(StrEnum):
@@ -99,7 +100,7 @@ class CreateOrderRequest(BaseModel):
 class Fee(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    cost: Decimal
+    cost: Dec
     currency: str | None
 
 
@@ -116,14 +117,14 @@ class Order(BaseModel):
     side: OrderSide
     type: OrderType
     time_in_force: TimeInForce | None
-    amount: Decimal | None
-    quote_amount: Decimal | None
-    price: Decimal | None
+    amount: Dec | None
+    quote_amount: Dec | None
+    price: Dec | None
     status: OrderStatus
-    filled: Decimal
-    remaining: Decimal | None
-    average_price: Decimal | None
-    cost: Decimal
+    filled: Dec
+    remaining: Dec | None
+    average_price: Dec | None
+    cost: Dec
     fee: Fee | None
     error: str | None = None
     created_at: datetime

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aiotrade.models.common import Dec
 from aiotrade.models.orders import Order, OrderSide
 
 Weight = Annotated[Decimal, Field(ge=0, le=1)]
@@ -37,7 +38,7 @@ class Constraints(_Request):
 
     min_weight: Weight = Decimal(0)
     max_weight: Weight = Decimal(1)
-    cash_buffer: Annotated[Decimal, Field(ge=0, lt=1)] = Decimal(0)
+    cash_buffer: Annotated[Dec, Field(ge=0, lt=1)] = Decimal(0)
 
     @model_validator(mode="after")
     def _feasible(self) -> Constraints:
@@ -53,8 +54,8 @@ class AllocationRequest(_Request):
     timeframe: str = Field(default="1d", max_length=8)
     lookback: int = Field(default=180, ge=31, le=5000)
     constraints: Constraints = Constraints()
-    risk_free_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal(0)
-    signals: list[Decimal] | None = Field(default=None, description="signal_weighted: one score per symbol.")
+    risk_free_rate: Annotated[Dec, Field(ge=-1, le=1)] = Decimal(0)
+    signals: list[Dec] | None = Field(default=None, description="signal_weighted: one score per symbol.")
     shrinkage: bool = Field(default=False, description="Ledoit-Wolf covariance instead of the sample one.")
     save_as_targets: bool = False
 
@@ -69,12 +70,12 @@ class AllocationRequest(_Request):
 
 class Allocation(_Frozen):
     method: AllocationMethodName
-    weights: dict[str, Decimal]
-    cash_weight: Decimal
-    expected_return: Decimal
-    volatility: Decimal
-    sharpe: Decimal
-    risk_contributions: dict[str, Decimal]
+    weights: dict[str, Dec]
+    cash_weight: Dec
+    expected_return: Dec
+    volatility: Dec
+    sharpe: Dec
+    risk_contributions: dict[str, Dec]
     observations: int
     conventions: list[str]
     saved_as_targets: bool
@@ -99,7 +100,7 @@ class Signal(_Request):
 class SignalsRequest(_Request):
     account: str | None = Field(default=None, max_length=64)
     signals: list[Signal] = Field(min_length=1, max_length=1000)
-    strategy_weights: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
+    strategy_weights: dict[str, Annotated[Dec, Field(ge=0)]] = Field(
         default_factory=dict, description="Weight of each strategy (default 1)."
     )
     constraints: Constraints = Constraints()
@@ -107,8 +108,8 @@ class SignalsRequest(_Request):
 
 class Targets(_Frozen):
     account: str
-    weights: dict[str, Decimal]
-    cash_weight: Decimal
+    weights: dict[str, Dec]
+    cash_weight: Dec
     updated_at: datetime | None
     source: str | None
 
@@ -119,25 +120,25 @@ class SignalsOutcome(_Frozen):
     expired_dropped: int
     duplicates_collapsed: int
     active_signals: int
-    scores: dict[str, Decimal]
+    scores: dict[str, Dec]
     conventions: list[str]
 
 
 class AssetStatus(_Frozen):
     asset: str
     symbol: str | None
-    quantity: Decimal
-    value: Decimal | None
-    weight: Decimal | None
-    target_weight: Decimal
-    drift: Decimal | None
+    quantity: Dec
+    value: Dec | None
+    weight: Dec | None
+    target_weight: Dec
+    drift: Dec | None
 
 
 class PortfolioStatus(_Frozen):
     account: str
     quote: str
-    total_value: Decimal | None
-    cash: Decimal
+    total_value: Dec | None
+    cash: Dec
     assets: list[AssetStatus]
     targets_updated_at: datetime | None
     last_rebalance_at: datetime | None
@@ -151,31 +152,31 @@ class BandKind(StrEnum):
 
 class RebalanceRequest(_Request):
     account: str | None = Field(default=None, max_length=64)
-    band: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.02")
+    band: Annotated[Dec, Field(ge=0, le=1)] = Decimal("0.02")
     band_kind: BandKind = BandKind.ABSOLUTE
-    max_turnover: Annotated[Decimal, Field(gt=0, le=2)] | None = Field(
+    max_turnover: Annotated[Dec, Field(gt=0, le=2)] | None = Field(
         default=None, description="Cap on Σ|trade notional| ÷ portfolio value."
     )
-    fee_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
+    fee_rate: Annotated[Dec, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
     execute: bool = Field(default=False, description="Dry run (a plan) unless true.")
 
 
 class PlannedTrade(_Frozen):
     symbol: str
     side: OrderSide
-    amount: Decimal
-    price: Decimal
-    notional: Decimal
-    fee: Decimal
-    weight_before: Decimal
-    weight_after: Decimal
-    target_weight: Decimal
+    amount: Dec
+    price: Dec
+    notional: Dec
+    fee: Dec
+    weight_before: Dec
+    weight_after: Dec
+    target_weight: Dec
 
 
 class DroppedTrade(_Frozen):
     symbol: str
     reason: str
-    notional: Decimal | None
+    notional: Dec | None
 
 
 class TradeOutcome(_Frozen):
@@ -191,11 +192,11 @@ class RebalancePlan(_Frozen):
     account: str
     plan_id: str
     quote: str
-    total_value: Decimal
+    total_value: Dec
     trades: list[PlannedTrade]
     dropped: list[DroppedTrade]
-    turnover: Decimal
-    fees: Decimal
+    turnover: Dec
+    fees: Dec
     executed: bool
     outcomes: list[TradeOutcome] = []
     conventions: list[str]
@@ -210,25 +211,25 @@ class MarketDataQuality(_Frozen):
 class Position(_Frozen):
     asset: str
     symbol: str | None
-    quantity: Decimal
-    free: Decimal
-    locked: Decimal
-    price: Decimal | None
-    market_value: Decimal | None
-    average_cost: Decimal | None
-    cost_basis: Decimal | None
-    unrealized_pnl: Decimal | None
-    unrealized_pnl_pct: Decimal | None
+    quantity: Dec
+    free: Dec
+    locked: Dec
+    price: Dec | None
+    market_value: Dec | None
+    average_cost: Dec | None
+    cost_basis: Dec | None
+    unrealized_pnl: Dec | None
+    unrealized_pnl_pct: Dec | None
 
 
 class LiveSnapshot(_Frozen):
     account: str
     quote: str
-    total_value: Decimal | None
-    available_balance: Decimal
+    total_value: Dec | None
+    available_balance: Dec
     positions: list[Position]
-    total_unrealized_pnl: Decimal | None
-    total_unrealized_pnl_pct: Decimal | None
+    total_unrealized_pnl: Dec | None
+    total_unrealized_pnl_pct: Dec | None
     timestamp: datetime
     market_data_quality: MarketDataQuality
 
@@ -244,24 +245,24 @@ class Performance(_Frozen):
     observations: int
     start: datetime | None
     end: datetime | None
-    returns: dict[str, Decimal | None]
-    volatility: Decimal | None
-    sharpe: Decimal | None
-    sortino: Decimal | None
-    max_drawdown: Decimal | None
-    calmar: Decimal | None
-    realized_pnl: Decimal
+    returns: dict[str, Dec | None]
+    volatility: Dec | None
+    sharpe: Dec | None
+    sortino: Dec | None
+    max_drawdown: Dec | None
+    calmar: Dec | None
+    realized_pnl: Dec
     closed_trades: int
-    win_rate: Decimal | None
-    profit_factor: Decimal | None
+    win_rate: Dec | None
+    profit_factor: Dec | None
     conventions: list[str]
 
 
 class LiveTradeCheck(_Frozen):
     valid: bool
     asset: str
-    required: Decimal
-    free: Decimal
-    locked: Decimal
-    fee: Decimal
+    required: Dec
+    free: Dec
+    locked: Dec
+    fee: Dec
     reason: str | None

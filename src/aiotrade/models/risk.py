@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aiotrade.models.common import Dec
 from aiotrade.models.orders import CreateOrderRequest, OrderSide, PositiveDecimal
 
 RATIO_PLACES = 8
@@ -106,17 +107,17 @@ class PositionSizeRequest(BaseModel):
     side: OrderSide = OrderSide.BUY
     method: SizingMethod = SizingMethod.FIXED_FRACTIONAL
     equity: PositiveDecimal | None = Field(default=None, description="Default: the account's equity.")
-    risk_fraction: Annotated[Decimal, Field(gt=0, le=Decimal("0.2"))] = Decimal("0.01")
+    risk_fraction: Annotated[Dec, Field(gt=0, le=Decimal("0.2"))] = Decimal("0.01")
     entry_price: PositiveDecimal | None = Field(default=None, description="Default: the last price.")
     stop_price: PositiveDecimal | None = None
-    atr_multiple: Annotated[Decimal, Field(gt=0, le=20)] = Decimal(2)
-    target_volatility: Annotated[Decimal, Field(gt=0, le=5)] | None = None
-    win_rate: Annotated[Decimal, Field(gt=0, lt=1)] | None = None
+    atr_multiple: Annotated[Dec, Field(gt=0, le=20)] = Decimal(2)
+    target_volatility: Annotated[Dec, Field(gt=0, le=5)] | None = None
+    win_rate: Annotated[Dec, Field(gt=0, lt=1)] | None = None
     payoff_ratio: PositiveDecimal | None = None
-    kelly_multiplier: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.5")
+    kelly_multiplier: Annotated[Dec, Field(gt=0, le=1)] = Decimal("0.5")
     timeframe: str = Field(default="1d", max_length=8)
     lookback: int = Field(default=90, ge=30, le=2000)
-    fee_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
+    fee_rate: Annotated[Dec, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
 
     @model_validator(mode="after")
     def _method_inputs(self) -> PositionSizeRequest:
@@ -132,12 +133,12 @@ class PositionSize(BaseModel):
 
     symbol: str
     method: SizingMethod
-    amount: Decimal = Field(description="Rounded down to the lot step, capped by limits and free balance.")
-    notional: Decimal
-    entry_price: Decimal
-    equity: Decimal
-    risk_amount: Decimal | None
-    uncapped_amount: Decimal
+    amount: Dec = Field(description="Rounded down to the lot step, capped by limits and free balance.")
+    notional: Dec
+    entry_price: Dec
+    equity: Dec
+    risk_amount: Dec | None
+    uncapped_amount: Dec
     caps_applied: list[str]
     conventions: list[str]
 
@@ -156,28 +157,28 @@ class ProbabilityRequest(BaseModel):
     lookback: int = Field(default=365, ge=30, le=2000)
     paths: int = Field(default=10_000, ge=100, le=100_000)
     seed: int = Field(default=7, ge=0)
-    fee_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
+    fee_rate: Annotated[Dec, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
 
 
 class Interval(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    estimate: Decimal
-    low: Decimal
-    high: Decimal
+    estimate: Dec
+    low: Dec
+    high: Dec
 
 
 class Probability(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     symbol: str
-    entry_price: Decimal
-    drift_per_bar: Decimal
-    volatility_per_bar: Decimal
-    probability_take_profit_first: Decimal
-    probability_stop_loss_first: Decimal
-    expected_value: Decimal = Field(description="Per unit of base, in quote, fees included.")
-    probability_above_level: Decimal | None
+    entry_price: Dec
+    drift_per_bar: Dec
+    volatility_per_bar: Dec
+    probability_take_profit_first: Dec
+    probability_stop_loss_first: Dec
+    expected_value: Dec = Field(description="Per unit of base, in quote, fees included.")
+    probability_above_level: Dec | None
     monte_carlo: dict[str, Interval]
     conventions: list[str]
 
@@ -186,12 +187,12 @@ class PortfolioRiskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbols: list[str] = Field(min_length=1, max_length=100)
-    weights: list[Decimal] | None = Field(default=None, description="Default: equal weights.")
+    weights: list[Dec] | None = Field(default=None, description="Default: equal weights.")
     timeframe: str = Field(default="1d", max_length=8)
     lookback: int = Field(default=365, ge=31, le=5000)
-    confidence: Annotated[Decimal, Field(ge=Decimal("0.5"), lt=1)] = Decimal("0.95")
+    confidence: Annotated[Dec, Field(ge=Decimal("0.5"), lt=1)] = Decimal("0.95")
     horizon_bars: int = Field(default=1, ge=1, le=365)
-    risk_free_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal(0)
+    risk_free_rate: Annotated[Dec, Field(ge=-1, le=1)] = Decimal(0)
     benchmark: str | None = "BTC/USDT"
 
     @model_validator(mode="after")
@@ -207,15 +208,15 @@ class AssetRisk(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     symbol: str
-    weight: Decimal
-    volatility: Decimal
-    var_historical: Decimal
-    cvar_historical: Decimal
-    max_drawdown: Decimal
-    sharpe: Decimal
-    beta: Decimal | None
-    volatility_contribution: Decimal
-    var_contribution: Decimal
+    weight: Dec
+    volatility: Dec
+    var_historical: Dec
+    cvar_historical: Dec
+    max_drawdown: Dec
+    sharpe: Dec
+    beta: Dec | None
+    volatility_contribution: Dec
+    var_contribution: Dec
 
 
 class PortfolioRiskReport(BaseModel):
@@ -226,19 +227,19 @@ class PortfolioRiskReport(BaseModel):
     observations: int
     start: datetime
     end: datetime
-    volatility: Decimal
-    var_historical: Decimal
-    cvar_historical: Decimal
-    var_parametric: Decimal
-    cvar_parametric: Decimal
-    var_cornish_fisher: Decimal
-    max_drawdown: Decimal
-    sharpe: Decimal
-    sortino: Decimal
-    calmar: Decimal
-    beta: Decimal | None
-    hhi: Decimal
-    effective_assets: Decimal
-    correlation: list[list[Decimal]]
+    volatility: Dec
+    var_historical: Dec
+    cvar_historical: Dec
+    var_parametric: Dec
+    cvar_parametric: Dec
+    var_cornish_fisher: Dec
+    max_drawdown: Dec
+    sharpe: Dec
+    sortino: Dec
+    calmar: Dec
+    beta: Dec | None
+    hhi: Dec
+    effective_assets: Dec
+    correlation: list[list[Dec]]
     assets: list[AssetRisk]
     conventions: list[str]

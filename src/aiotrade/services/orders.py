@@ -281,7 +281,9 @@ async def adopt(store: OrderStore, account: str, client_order_id: str, raw: Mapp
     )
     trades = [t for t in raw.get("trades") or [] if t.get("id") is not None]
     if trades:
-        await store.record_fills(row, [_fill(t) for t in trades])
+        # Fills inside an order response carry neither side nor time: they are the order's.
+        when = raw.get("lastTradeTimestamp") or raw.get("timestamp")
+        await store.record_fills(row, [_fill(t, side=raw.get("side"), timestamp=when) for t in trades])
     return to_model(row)
 
 
@@ -598,19 +600,19 @@ def _error_body(error: domain.DomainError) -> dict[str, Any]:
     }
 
 
-def _fill(trade: Mapping[str, Any]) -> FillRecord:
+def _fill(trade: Mapping[str, Any], *, side: str | None = None, timestamp: int | None = None) -> FillRecord:
     fee = trade.get("fee") or {}
     price, amount = Decimal(str(trade["price"])), Decimal(str(trade["amount"]))
     return FillRecord(
         trade_id=str(trade["id"]),
-        side=str(trade.get("side") or ""),
+        side=str(trade.get("side") or side or ""),
         price=price,
         amount=amount,
         cost=_dec(trade.get("cost")) or price * amount,
         fee_cost=_dec(fee.get("cost")),
         fee_currency=fee.get("currency"),
         taker_or_maker=trade.get("takerOrMaker"),
-        executed_at=_time(trade.get("timestamp")) or datetime.now(UTC),
+        executed_at=_time(trade.get("timestamp") or timestamp) or datetime.now(UTC),
     )
 
 
