@@ -77,7 +77,8 @@ class VenueConfig(BaseModel):
     timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
     max_connections: int = Field(default=512, ge=1, le=10_000)
     rate_limit: RateLimitConfig = RateLimitConfig()
-    # ccxt options; None: our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS).
+    # ccxt options, on top of our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS);
+    # e.g. {"recvWindow": 5000}.
     options: dict[str, Any] | None = None
 
     @field_validator("exchange_class")
@@ -88,9 +89,8 @@ class VenueConfig(BaseModel):
         return value
 
     def ccxt_options(self) -> dict[str, Any]:
-        if self.options is not None:
-            return dict(self.options)
-        return dict(DEFAULT_CCXT_OPTIONS.get(self.exchange_class, {}))
+        """Our defaults for the class (spot only), overridden key by key by ``options``."""
+        return {**DEFAULT_CCXT_OPTIONS.get(self.exchange_class, {}), **(self.options or {})}
 
 
 class AccountConfig(BaseModel):

@@ -22,6 +22,7 @@ from aiotrade.config import (
     PAPER_SECRET,
     AccountConfig,
     OrdersConfig,
+    RateLimitConfig,
     RetryConfig,
     Settings,
     VenueConfig,
@@ -49,7 +50,10 @@ class Stack:
 
 def stack_settings(paper_url: str, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "venues": {"paper": VenueConfig(base_url=paper_url, timeout_ms=3_000)},
+        # A roomy budget keeps functional tests fast; the limiter's own tests use the real one.
+        "venues": {
+            "paper": VenueConfig(base_url=paper_url, timeout_ms=3_000, rate_limit=RateLimitConfig(budget=100_000))
+        },
         "accounts": {"paper": AccountConfig(venue="paper", api_key=PAPER_API_KEY, secret=PAPER_SECRET)},
         "database_url": f"sqlite+aiosqlite:///{data_dir / 'aiotrade.db'}",
         "retry": RetryConfig(attempts=4, initial_delay_s=0.01, max_delay_s=0.05, deadline_s=10),
@@ -64,7 +68,7 @@ def stack_settings(paper_url: str, data_dir: Path, **overrides: Any) -> Settings
 async def running_stack(
     data_dir: Path, *, paper_config: PaperConfig | None = None, **settings_overrides: Any
 ) -> AsyncIterator[Stack]:
-    async with PaperExchange(paper_config or PaperConfig(port=0, seed=7)) as paper:
+    async with PaperExchange(paper_config or PaperConfig(port=0, seed=7, weight_limit=500_000)) as paper:
         settings = stack_settings(paper.url, data_dir, **settings_overrides)
         app = create_app(settings)
         async with (

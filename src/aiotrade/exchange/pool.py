@@ -243,6 +243,7 @@ class ExchangePool:
         # take for a transient failure. They are the exchange refusing the request.
         client.httpExceptions = {**client.httpExceptions, **_REFUSALS_BY_STATUS}
         client.number = str  # unified structures carry exact strings, never floats
+        client.timeout_on_exit = 0  # ccxt's 250 ms sleep on close guards sessions it owns; we own ours
         client.aiotrade_venue = v
         if config.sandbox:
             client.set_sandbox_mode(True)

@@ -12,6 +12,7 @@ from aiotrade.models.common import Dec
 
 MAX_DECIMALS = 18
 MAX_DIGITS = 36
+MAX_MAGNITUDE = 15
 
 
 def _exact_positive(value: Dec) -> Dec:
@@ -24,6 +25,8 @@ def _exact_positive(value: Dec) -> Dec:
     assert isinstance(exponent, int)
     if -exponent > MAX_DECIMALS:
         raise ValueError(f"at most {MAX_DECIMALS} decimal places")
+    if value.adjusted() >= MAX_MAGNITUDE:
+        raise ValueError(f"must be below 1e{MAX_MAGNITUDE}")
     if len(digits) > MAX_DIGITS:
         raise ValueError(f"at most {MAX_DIGITS} significant digits")
     return value

@@ -44,6 +44,7 @@ class FaultConfig(BaseModel):
     commit_slow_rate: float = Field(0.0, ge=0.0, le=1.0, description="executed, answer held for slow_delay_ms")
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0, description="executed, answered with broken JSON")
     paths: frozenset[str] | None = None
+    methods: frozenset[str] | None = Field(None, description="only these HTTP methods (e.g. POST); None: all")
 
     @model_validator(mode="after")
     def _rates_are_exclusive(self) -> FaultConfig:

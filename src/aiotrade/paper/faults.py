@@ -54,6 +54,8 @@ class RandomFaults:
         config = self.config
         if not config.active or (config.paths is not None and path not in config.paths):
             return None
+        if config.methods is not None and method not in config.methods:
+            return None
         draw = self._random.random()
         if draw < config.error_rate:
             status = config.error_statuses[self._random.randrange(len(config.error_statuses))]

@@ -247,14 +247,18 @@ async def _account_view(
         except domain.DomainError:
             return None
 
-    balance, count = await asyncio.gather(balances(), open_orders())
+    # Each read costs request weight: ask only for what the configured limits need (an account-wide
+    # open-orders list weighs 80 on Binance; a ticker for one symbol 2, for many 80).
+    needs_count = limits.max_open_orders is not None
+    balance, count = await asyncio.gather(balances(), open_orders() if needs_count else _nothing())
     free = _amounts(balance, "free")
     total = _amounts(balance, "total")
     wanted = set(symbols)
-    for asset, amount in (total or {}).items():
-        pair = f"{asset}/{limits.quote_currency}"
-        if amount > 0 and pair in markets:
-            wanted.add(pair)
+    if limits.max_gross_exposure is not None or limits.daily_loss_limit is not None or limits.max_drawdown:
+        for asset, amount in (total or {}).items():
+            pair = f"{asset}/{limits.quote_currency}"
+            if amount > 0 and pair in markets:
+                wanted.add(pair)
     tickers = await _tickers(pool, venue, sorted(wanted))
     return AccountView(free=free, total=total, open_orders=count, tickers=tickers)
 
@@ -263,9 +267,15 @@ async def _tickers(pool: ExchangePool, venue: str, symbols: Sequence[str]) -> di
     if not symbols:
         return {}
     try:
+        if len(symbols) == 1:
+            return {symbols[0]: await pool.read(venue, lambda c: c.fetch_ticker(symbols[0]))}
         return dict(await pool.read(venue, lambda c: c.fetch_tickers(list(symbols))))
     except domain.DomainError:
         return {}  # every order then fails closed with PRICE_UNAVAILABLE
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _loss_limits(
