@@ -48,12 +48,18 @@ class Stack:
         return self.paper.stats.requests.get(path, 0)
 
 
-def stack_settings(paper_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
+def stack_settings(
+    paper_url: str, data_dir: Path, *, venue_overrides: dict[str, Any] | None = None, **overrides: Any
+) -> Settings:
+    venue: dict[str, Any] = {
+        "base_url": paper_url,
+        "timeout_ms": 3_000,
         # A roomy budget keeps functional tests fast; the limiter's own tests use the real one.
-        "venues": {
-            "paper": VenueConfig(base_url=paper_url, timeout_ms=3_000, rate_limit=RateLimitConfig(budget=100_000))
-        },
+        "rate_limit": RateLimitConfig(budget=100_000),
+        **(venue_overrides or {}),
+    }
+    values: dict[str, Any] = {
+        "venues": {"paper": VenueConfig(**venue)},
         "accounts": {"paper": AccountConfig(venue="paper", api_key=PAPER_API_KEY, secret=PAPER_SECRET)},
         "database_url": f"sqlite+aiosqlite:///{data_dir / 'aiotrade.db'}",
         "retry": RetryConfig(attempts=4, initial_delay_s=0.01, max_delay_s=0.05, deadline_s=10),
@@ -66,10 +72,14 @@ def stack_settings(paper_url: str, data_dir: Path, **overrides: Any) -> Settings
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    data_dir: Path, *, paper_config: PaperConfig | None = None, **settings_overrides: Any
+    data_dir: Path,
+    *,
+    paper_config: PaperConfig | None = None,
+    venue_overrides: dict[str, Any] | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
     async with PaperExchange(paper_config or PaperConfig(port=0, seed=7, weight_limit=500_000)) as paper:
-        settings = stack_settings(paper.url, data_dir, **settings_overrides)
+        settings = stack_settings(paper.url, data_dir, venue_overrides=venue_overrides, **settings_overrides)
         app = create_app(settings)
         async with (
             LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,

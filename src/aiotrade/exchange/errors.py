@@ -76,6 +76,8 @@ def outcome_unknown(exc: BaseException) -> bool:
     """
     if isinstance(exc, ccxt.DuplicateOrderId) or "duplicate order" in str(exc).lower():
         return True
+    if isinstance(exc, ccxt.InvalidNonce):  # the exchange refused a stale or early timestamp
+        return False
     return not isinstance(exc, ccxt.ExchangeError)
 
 

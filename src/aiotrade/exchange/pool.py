@@ -190,6 +190,10 @@ class ExchangePool:
             error = self._to_domain(v, exc)
             error.order_may_exist = outcome_unknown(exc)
             raise error from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            # ccxt choking on an answer it could not parse: the request went out, its effect is unknown.
+            log.warning("unreadable answer from %s: %s", v.name, type(exc).__name__)
+            raise domain.UpstreamBadResponse(f"{v.name}: unreadable answer", order_may_exist=True) from exc
 
     # ----- internals ----------------------------------------------------------------------------
 

@@ -203,6 +203,9 @@ async def _send_until_settled(
         await store.audit(account, client_order_id, "send", attempt=attempt)
         try:
             raw = await pool.send_once(account, lambda c: _ccxt_create(c, prepared, client_order_id))
+            if not raw.get("id") or raw.get("clientOrderId") not in (None, client_order_id):
+                # ccxt turns a garbled 200 into an empty order: the order may well exist.
+                raise domain.UpstreamBadResponse("unreadable answer to the order request", order_may_exist=True)
         except domain.DomainError as error:
             if error.order_may_exist is False:
                 await store.apply(account, client_order_id, OrderStatus.REJECTED, error=error.detail)
@@ -231,7 +234,7 @@ async def _settle_by_lookup(
         raw = await lookup(pool, account, row.symbol, client_order_id)
         if raw is None:
             # Not there yet is not "never": wait until the send can no longer land, then ask again.
-            window_ms = policy.landing_window_ms or DEFAULT_LANDING_WINDOW_MS
+            window_ms = _window_ms(policy)
             wait_s = (since_ms + window_ms + policy.clock_skew_ms - _now_ms()) / 1000
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
@@ -365,7 +368,7 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
     Returns how many orders changed.
     """
     policy = policy or OrderPolicy()
-    window_ms = policy.landing_window_ms or DEFAULT_LANDING_WINDOW_MS
+    window_ms = _window_ms(policy)
     horizon = datetime.now(UTC) - timedelta(milliseconds=window_ms + policy.clock_skew_ms) - policy.key_lease
     changed = 0
     for row in await store.unsettled(older_than=horizon):
@@ -628,3 +631,7 @@ def _time(ms: Any) -> datetime | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _window_ms(policy: OrderPolicy) -> int:
+    return DEFAULT_LANDING_WINDOW_MS if policy.landing_window_ms is None else policy.landing_window_ms
