@@ -217,7 +217,10 @@ class ExchangePool:
             raise self._to_domain(v, exc) from exc
 
     def _to_domain(self, v: _Venue, exc: ccxt.BaseError) -> domain.DomainError:
-        log.warning("exchange call failed: %s %s %s", v.name, type(exc).__name__, redact(str(exc)))
+        # A refusal (ExchangeError) is an answer, often expected (an order look-up that finds nothing);
+        # a network failure is trouble.
+        level = logging.INFO if isinstance(exc, ccxt.ExchangeError) else logging.WARNING
+        log.log(level, "exchange call failed: %s %s %s", v.name, type(exc).__name__, redact(str(exc)))
         error = to_domain(exc, venue=v.name)
         if isinstance(error, domain.UpstreamRateLimited):
             error.retry_after_s = max(v.limiter.pause_remaining(), 1.0)
@@ -332,6 +335,16 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
             return super().on_rest_response(
                 code, reason, url, method, response_headers, response_body, request_headers, request_body
             )
+
+        def parse_json(self, http_response: str) -> Any:
+            # ccxt swallows broken JSON and hands an empty structure on (an order with no id): a
+            # garbled answer must be an error — retried for a read, an unknown outcome for an order.
+            if ccxt.Exchange.is_json_encoded_object(http_response):
+                try:
+                    return self.on_json_response(http_response)
+                except ValueError as exc:
+                    raise ccxt.BadResponse(f"{self.id} sent an answer that is not valid JSON") from exc
+            return super().parse_json(http_response)
 
         def get_exceptions_by_url(self, url: str, exactOrBroad: str) -> dict:
             for new_prefix, original in self.aiotrade_url_map:

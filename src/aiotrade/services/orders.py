@@ -155,9 +155,10 @@ async def create_order(
         order = await _create(pool, store, account, venue, client_order_id, prepared, policy, takeover)
     except domain.DomainError as error:
         if idempotency_key is not None:
-            if error.order_may_exist is False:
+            if error.order_may_exist is False and error.status < 500:
+                # A definite answer (the exchange refused): it is this key's answer from now on.
                 await store.complete_key(account, idempotency_key, status=error.status, body=_error_body(error))
-            else:  # unsettled: the next request with this key resumes this order
+            else:  # unsettled or transient: the next request with this key resumes this order
                 await store.release_key(account, idempotency_key)
         raise
     except BaseException:
@@ -220,9 +221,12 @@ async def _send_until_settled(
         await store.audit(account, client_order_id, "placed", exchange_order_id=order.exchange_order_id)
         return order
     detail = f"order {client_order_id} did not reach the exchange after {policy.max_sends} attempts"
-    await store.apply(account, client_order_id, OrderStatus.REJECTED, error=detail)
+    # Still PENDING (nothing placed): a retry with the same key resumes it under the same client id.
+    await store.apply(account, client_order_id, OrderStatus.PENDING, error=detail)
     await store.audit(account, client_order_id, "abandoned", error=detail)
-    raise domain.UpstreamUnavailable(detail + "; no order was placed", order_may_exist=False)
+    raise domain.UpstreamUnavailable(
+        detail + "; no order was placed — retry with the same Idempotency-Key", order_may_exist=False
+    )
 
 
 async def _settle_by_lookup(
