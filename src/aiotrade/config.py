@@ -52,6 +52,8 @@ class RateLimitConfig(BaseModel):
     headroom: float = Field(default=0.99, gt=0, le=1)
     # Share of the budget that may leave at once after an idle spell.
     burst: float = Field(default=0.01, gt=0, lt=0.5)
+    # How much later one request may reach the exchange than another that left after it.
+    latency_allowance_s: float = Field(default=0.5, ge=0, le=10)
 
 
 class RetryConfig(BaseModel):

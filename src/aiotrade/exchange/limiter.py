@@ -2,9 +2,11 @@
 
 Exchanges such as Binance count request weight in a *fixed* window (one minute for Binance's
 request weight). A leaky bucket of capacity ``b`` draining ``r`` units per second lets at most
-``b + W·r`` units through in any interval of ``W`` seconds, so choosing ``b + W·r = headroom × budget``
-can never overrun the exchange's window, whatever its alignment, while a steady load still uses
-``(headroom − burst)`` of the budget.
+``b + W·r`` units through in any interval of ``W`` seconds. Requests do not reach the exchange the
+instant they leave the bucket, though: their delays differ by up to ``s`` seconds (the latency
+allowance), so a window of the exchange sees what left us in ``W + s`` seconds. Choosing
+``b + (W + s)·r = headroom × budget`` can never overrun the exchange's window, whatever its alignment,
+while a steady load still uses ``(headroom − burst) · W / (W + s)`` of the budget.
 
 A ``Retry-After`` from the exchange pauses every request of the venue until it has passed.
 """
@@ -41,6 +43,7 @@ class VenueLimiter:
         window_s: float = 60.0,
         headroom: float = 0.99,
         burst: float = 0.01,
+        latency_allowance_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if budget <= 0 or window_s <= 0:
@@ -50,8 +53,11 @@ class VenueLimiter:
         self.budget = budget
         self.window_s = window_s
         self.capacity = budget * burst
-        self.rate_per_second = budget * (headroom - burst) / window_s
+        if latency_allowance_s < 0:
+            raise ValueError("latency_allowance_s must not be negative")
+        self.rate_per_second = budget * (headroom - burst) / (window_s + latency_allowance_s)
         self._bucket = AsyncLimiter(self.capacity, self.capacity / self.rate_per_second)
+        self._queue = asyncio.Lock()
         self._clock = clock
         self._paused_until = 0.0
         self._acquired_units = 0.0
@@ -62,12 +68,14 @@ class VenueLimiter:
         """Wait until ``cost`` units may leave; honours any pause set by ``pause_for``."""
         units = 1.0 if cost is None else float(cost)
         await self._wait_out_pause()
-        # aiolimiter refuses a single acquisition above its capacity: take a heavy call in parts.
-        remaining = units
-        while remaining > 0:
-            part = min(remaining, self.capacity)
-            await self._bucket.acquire(part)
-            remaining -= part
+        # aiolimiter refuses a single acquisition above its capacity: take a heavy call in parts —
+        # one request at a time, or the parts of many requests interleave and they all leave together.
+        async with self._queue:
+            remaining = units
+            while remaining > 1e-12:
+                part = min(remaining, self.capacity)
+                await self._bucket.acquire(part)
+                remaining -= part
         # A Retry-After may have arrived while we queued in the bucket.
         await self._wait_out_pause()
         self._acquired_units += units

@@ -85,7 +85,13 @@ class ExchangePool:
         for name, config in self._settings.venues.items():
             limits = config.rate_limit
             budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
-            limiter = VenueLimiter(budget, window_s=limits.window_s, headroom=limits.headroom, burst=limits.burst)
+            limiter = VenueLimiter(
+                budget,
+                window_s=limits.window_s,
+                headroom=limits.headroom,
+                burst=limits.burst,
+                latency_allowance_s=limits.latency_allowance_s,
+            )
             venue = _Venue(name, config, limiter)
             # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
             venue.session = aiohttp.ClientSession(

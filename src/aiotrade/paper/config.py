@@ -107,6 +107,8 @@ class PaperConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535, description="0: a free port chosen by the OS")
     weight_limit: int = Field(6000, ge=1, description="REQUEST_WEIGHT per UTC minute for /api/*")
+    # Binance counts per minute; tests shorten the window to exercise the limiter's bound in seconds.
+    weight_window_ms: int = Field(60_000, ge=1_000, le=3_600_000)
     latency_ms: float = Field(0.0, ge=0.0, description="added to every exchange request")
     jitter_ms: float = Field(0.0, ge=0.0, description="uniform extra latency in [0, jitter_ms], seeded")
     faults: FaultConfig = FaultConfig()

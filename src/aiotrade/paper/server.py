@@ -102,7 +102,7 @@ class PaperState:
         self.clock = clock
         self.market = SyntheticMarket(config.seed, origin_ms=config.origin_ms)
         self.wires = {symbol: Wire(spec) for symbol, spec in self.market.symbols.items()}
-        self.weights = WeightWindow(config.weight_limit)
+        self.weights = WeightWindow(config.weight_limit, config.weight_window_ms)
         self.sapi_weights = WeightWindow(SAPI_WEIGHT_LIMIT)
         self.stats = PaperStats()
         self.fault_policy: FaultPolicy = fault_policy or RandomFaults(config.faults, seed=config.seed)

@@ -106,8 +106,9 @@ def request_weight(path: str, query: Mapping[str, str], method: str = "GET") -> 
 class WeightWindow:
     """Weight used in the current UTC minute, as Binance counts it: a fixed window, reset on the minute."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, window_ms: int = WINDOW_MS) -> None:
         self.limit = limit
+        self.window_ms = window_ms
         self.window_start = 0
         self.used = 0
 
@@ -130,10 +131,10 @@ class WeightWindow:
 
     def retry_after_s(self, now_ms: int) -> int:
         """Whole seconds until the window resets (at least 1), as Binance's Retry-After."""
-        return max(1, math.ceil((self.window_start + WINDOW_MS - now_ms) / 1000))
+        return max(1, math.ceil((self.window_start + self.window_ms - now_ms) / 1000))
 
     def _roll(self, now_ms: int) -> None:
-        start = now_ms - now_ms % WINDOW_MS
+        start = now_ms - now_ms % self.window_ms
         if start != self.window_start:
             self.window_start, self.used = start, 0
 
