@@ -4,13 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench paper install clean
+.PHONY: run test test-services lint format bench paper install clean
 
 run: $(STAMP)
 	$(BIN)/python -m aiotrade serve
 
-test: $(STAMP)
+test: $(STAMP) test-services
 	$(BIN)/python -m pytest -q
+
+# Real PostgreSQL for the store and chaos tests (the tests start and stop their own server).
+test-services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		echo "installing PostgreSQL (apt) for the test suite"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
