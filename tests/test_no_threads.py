@@ -34,3 +34,33 @@ def test_the_scan_catches_what_it_should() -> None:
     ):
         assert FORBIDDEN.search(bad), bad
     assert not FORBIDDEN.search("import ccxt.async_support as ccxt")
+
+
+def test_every_endpoint_and_dependency_is_async() -> None:
+    # FastAPI runs a plain `def` endpoint or dependency in a worker thread: none on our request path.
+    import inspect
+
+    from fastapi.routing import APIRoute, APIWebSocketRoute
+
+    from aiotrade.app import create_app
+    from aiotrade.config import Settings, VenueConfig
+
+    app = create_app(Settings(venues={"paper": VenueConfig(base_url="http://127.0.0.1:9")}))
+    sync = []
+
+    def visit(dependant) -> None:  # type: ignore[no-untyped-def]
+        if dependant.call is not None and not inspect.iscoroutinefunction(dependant.call):
+            sync.append(getattr(dependant.call, "__qualname__", repr(dependant.call)))
+        for sub in dependant.dependencies:
+            visit(sub)
+
+    def flatten(routes):  # type: ignore[no-untyped-def]
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI keeps included routers nested
+            yield from flatten(included.routes) if included is not None else [route]
+
+    routes = [r for r in flatten(app.routes) if isinstance(r, APIRoute | APIWebSocketRoute)]
+    assert routes
+    for route in routes:
+        visit(route.dependant)
+    assert not sync, f"sync endpoints or dependencies (they would run in threads): {sorted(set(sync))}"

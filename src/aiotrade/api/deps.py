@@ -14,27 +14,27 @@ from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
 
 
-def get_pool(request: Request) -> ExchangePool:
+async def get_pool(request: Request) -> ExchangePool:
     return request.app.state.pool
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> OrderStore:
+async def get_store(request: Request) -> OrderStore:
     return request.app.state.store
 
 
-def get_risk_store(request: Request) -> RiskStore:
+async def get_risk_store(request: Request) -> RiskStore:
     return request.app.state.risk_store
 
 
-def get_portfolio_store(request: Request) -> PortfolioStore:
+async def get_portfolio_store(request: Request) -> PortfolioStore:
     return request.app.state.portfolio_store
 
 
-def get_order_policy(request: Request) -> OrderPolicy:
+async def get_order_policy(request: Request) -> OrderPolicy:
     return request.app.state.order_policy
 
 

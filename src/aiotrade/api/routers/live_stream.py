@@ -19,7 +19,7 @@ from aiotrade.services.live_hub import LiveHub
 router = APIRouter(tags=["portfolio-live"])
 
 
-def get_live_hub(connection: HTTPConnection) -> LiveHub:
+async def get_live_hub(connection: HTTPConnection) -> LiveHub:
     return connection.app.state.live_hub
 
 
