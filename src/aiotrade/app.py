@@ -16,6 +16,7 @@ from aiotrade.api.routers import health, live_stream, market, orders, portfolio,
 from aiotrade.config import Settings
 from aiotrade.errors import DomainError
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.services import live
 from aiotrade.services import orders as order_service
 from aiotrade.services.live_hub import LiveHub
@@ -68,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.portfolio_store = PortfolioStore(sessions)
             app.state.engine = engine
             app.state.order_policy = policy
+            app.state.loop_monitor = LoopMonitor()
             for task in (
+                _background("loop-monitor", app.state.loop_monitor.run, repeat_s=None),
                 _background("warm-up", lambda: _warm_up(pool), repeat_s=None),
                 _background(
                     "reconciler",

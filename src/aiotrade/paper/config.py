@@ -116,6 +116,7 @@ class PaperConfig(BaseModel):
     commission_rate: Decimal = Field(Decimal("0.001"), ge=0, le=Decimal("0.1"))
     orders_per_10s: int = Field(50, ge=1, description="Binance's ORDERS limit per account per 10 s")
     origin_ms: int = Field(ORIGIN_MS, description="start of the synthetic history (UTC midnight)")
+    extra_assets: int = Field(0, ge=0, le=99, description="synthetic altcoins ALT01/USDT... beyond the dozen")
 
     @model_validator(mode="after")
     def _origin_is_midnight(self) -> PaperConfig:

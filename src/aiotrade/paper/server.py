@@ -30,6 +30,7 @@ from aiotrade.paper.faults import Fault, FaultKind, FaultPolicy, RandomFaults
 from aiotrade.paper.market import INTERVALS, SyntheticMarket
 from aiotrade.paper.matching import MatchingEngine
 from aiotrade.paper.private import MarketPrices, PaperAccount, PrivateApi, add_private_routes
+from aiotrade.paper.symbols import listing
 from aiotrade.paper.weights import WeightWindow, request_weight
 from aiotrade.paper.wire import (
     BinanceError,
@@ -100,7 +101,8 @@ class PaperState:
     def __init__(self, config: PaperConfig, clock: Clock, fault_policy: FaultPolicy | None) -> None:
         self.config = config
         self.clock = clock
-        self.market = SyntheticMarket(config.seed, origin_ms=config.origin_ms)
+        assets, symbols = listing(config.extra_assets)
+        self.market = SyntheticMarket(config.seed, symbols=symbols, assets=assets, origin_ms=config.origin_ms)
         self.wires = {symbol: Wire(spec) for symbol, spec in self.market.symbols.items()}
         self.weights = WeightWindow(config.weight_limit, config.weight_window_ms)
         self.sapi_weights = WeightWindow(SAPI_WEIGHT_LIMIT)

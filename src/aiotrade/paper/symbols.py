@@ -145,3 +145,15 @@ SYMBOLS: tuple[SymbolSpec, ...] = (
 def minute_sigma(asset: Asset) -> float:
     """Standard deviation of one minute's log return."""
     return asset.annual_vol / math.sqrt(365.0 * 1440.0)
+
+
+def listing(extra_assets: int = 0) -> tuple[tuple[Asset, ...], tuple[SymbolSpec, ...]]:
+    """The dozen real-looking symbols, plus `extra_assets` synthetic altcoins quoted in USDT (ALT01/USDT, ...)
+    for benchmarks that need a wide market (portfolio risk over 50 symbols, an account holding 20 assets)."""
+    assets, symbols = list(ASSETS), list(SYMBOLS)
+    for i in range(1, extra_assets + 1):
+        price = 0.5 + (i * 7.919) % 97.0  # deterministic spread of prices between 0.5 and ~97
+        code = f"ALT{i:02d}"
+        assets.append(Asset(code, price, 0.6 + (i % 5) * 0.1, 0.4 + (i % 4) * 0.1))
+        symbols.append(_usdt(code, "0.001", "0.01", "9000000", "900000", 2.0e7, 4))
+    return tuple(assets), tuple(symbols)

@@ -266,8 +266,10 @@ def _route(asset: str, quote: str, markets: Mapping[str, Any]) -> list[tuple[str
     for symbol, market in markets.items():
         if market.get("base") == asset:
             via = market.get("quote")
-            if f"{via}/{quote}" in markets:
+            if f"{via}/{quote}" in markets:  # ETH/BTC × BTC/USDT
                 return [(symbol, False), (f"{via}/{quote}", False)]
+            if f"{quote}/{via}" in markets:  # BNB/USDT ÷ BTC/USDT, valuing in BTC
+                return [(symbol, False), (f"{quote}/{via}", True)]
     return None
 
 
@@ -298,7 +300,7 @@ def cost_ledger(fills: Sequence[FillRow], quote: str) -> CostLedger:
 def _quality(valuation: Valuation, held: Sequence[str]) -> MarketDataQuality:
     priced = [a for a in held if a in valuation.prices]
     ages = {a: (round(valuation.ages[a], 3) if valuation.ages.get(a) is not None else None) for a in held}
-    if held and not priced:
+    if valuation.tickers_failed or (held and not priced):
         status = "unavailable"
     elif valuation.missing:
         status = "partial"

@@ -393,9 +393,14 @@ async def calculate_position_size(pool: ExchangePool, account: str, request: Pos
             high, low, close = _hlc(bars)
             atr = qsizing.average_true_range(high, low, close, period=14)
             raw = qsizing.atr_stop_size(
-                float(equity), float(request.risk_fraction), float(entry), float(np.asarray(atr)[-1]),
-                side=request.side.value, atr_multiple=float(request.atr_multiple), fee_rate=float(request.fee_rate),
-            )  # fmt: skip
+                float(equity),
+                float(request.risk_fraction),
+                float(entry),
+                float(np.asarray(atr)[-1]),
+                side=_direction(request.side),
+                atr_multiple=float(request.atr_multiple),
+                fee_rate=float(request.fee_rate),
+            )
             risk_amount = equity * request.risk_fraction
             conventions.append("stop at atr_multiple × ATR(14, Wilder) from entry, then fixed-fractional")
         elif request.method is SizingMethod.VOLATILITY:
@@ -476,7 +481,7 @@ async def calculate_probability(pool: ExchangePool, venue: str, request: Probabi
         dd = qprob.estimate_drift_diffusion(log_returns)
         outcome = qprob.trade_outcome(
             entry=float(entry), take_profit=float(request.take_profit), stop_loss=float(request.stop_loss),
-            side=request.side.value, mu=dd.mu, sigma=dd.sigma, fee_rate=float(request.fee_rate),
+            side=_direction(request.side), mu=dd.mu, sigma=dd.sigma, fee_rate=float(request.fee_rate),
         )  # fmt: skip
         above = (
             qprob.probability_above(
@@ -487,7 +492,7 @@ async def calculate_probability(pool: ExchangePool, venue: str, request: Probabi
         )
         mc = qprob.monte_carlo_outcome(
             log_returns, entry=float(entry), take_profit=float(request.take_profit),
-            stop_loss=float(request.stop_loss), side=request.side.value, n_steps=request.horizon_bars,
+            stop_loss=float(request.stop_loss), side=_direction(request.side), n_steps=request.horizon_bars,
             seed=request.seed, n_paths=request.paths,
             level=float(request.level) if request.level is not None else None, fee_rate=float(request.fee_rate),
         )  # fmt: skip
@@ -632,6 +637,11 @@ def _hlc(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray, np.ndar
         raise domain.InvalidInput.param("lookback", "not enough candles")
     data = np.asarray([[float(r[2]), float(r[3]), float(r[4])] for r in rows])
     return data[:, 0], data[:, 1], data[:, 2]
+
+
+def _direction(side: OrderSide) -> str:
+    """quant/ speaks of positions: a buy opens a long, a sell a short."""
+    return "long" if side is OrderSide.BUY else "short"
 
 
 def _truncate(amount: Decimal, market: Mapping[str, Any]) -> Decimal:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -35,3 +35,13 @@ async def readyz(request: Request, pool: Pool) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+@router.get(
+    "/debug/loop-lag",
+    operation_id="loop_lag",
+    summary="Longest event-loop stall seen (ms), optionally resetting the measurement",
+)
+async def loop_lag(request: Request, reset: bool = Query(default=False)) -> dict[str, float]:
+    lag = request.app.state.loop_monitor.read(reset=reset)
+    return {"max_lag_ms": round(lag.max_lag_ms, 3), "samples": lag.samples, "interval_ms": lag.interval_ms}
