@@ -166,9 +166,19 @@ def _rejections(stats: dict) -> int:
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
-    parser.add_argument("--only", default="ticker,limiter", help="comma-separated sections")
+    parser.add_argument("--only", default="ticker,limiter,orders,risk,live", help="comma-separated sections")
     args = parser.parse_args(argv)
-    sections = {"ticker": ticker_section, "limiter": limiter_section}
+    from bench.live import live_section
+    from bench.orders import orders_section
+    from bench.risk import risk_section
+
+    sections = {
+        "ticker": ticker_section,
+        "limiter": limiter_section,
+        "orders": orders_section,
+        "risk": risk_section,
+        "live": live_section,
+    }
     print(f"# aiotrade benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, `python -m bench {' '.join(argv or sys.argv[1:])}`\n")  # fmt: skip
     for name in args.only.split(","):

@@ -31,7 +31,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def process(name: str, args: Sequence[str], env: dict[str, str], ready_url: str) -> AsyncIterator[None]:
+async def process(
+    name: str, args: Sequence[str], env: dict[str, str], ready_url: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start a server process, wait until ``ready_url`` answers 200, stop it on exit."""
     log = open(Path(tempfile.gettempdir()) / f"aiotrade-bench-{name}.log", "wb")  # noqa: ASYNC230, SIM115
     proc = await asyncio.create_subprocess_exec(*args, env={**os.environ, **env}, stdout=log, stderr=log, cwd=str(ROOT))
@@ -47,7 +49,7 @@ async def process(name: str, args: Sequence[str], env: dict[str, str], ready_url
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError(f"{name} did not become ready; see {log.name}")
-        yield
+        yield proc
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
@@ -76,6 +78,7 @@ def paper_env(port: int, *, latency_ms: float, weight_limit: int, **extra: str) 
 
 def api_env(paper_port: int, data_dir: str, *, budget: float) -> dict[str, str]:
     return {
+        "AIOTRADE_EQUITY_INTERVAL_S": "3600",
         "AIOTRADE_VENUES__PAPER__BASE_URL": f"http://127.0.0.1:{paper_port}",
         "AIOTRADE_VENUES__PAPER__RATE_LIMIT__BUDGET": str(budget),
         "AIOTRADE_DATA_DIR": data_dir,
@@ -145,3 +148,15 @@ async def load(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result
+
+
+def api_args(port: int) -> list[str]:
+    return [sys.executable, "-m", "aiotrade", "serve", "--port", str(port)]
+
+
+def summary(latencies_ms: Sequence[float]) -> tuple[float, float]:
+    """(p50, p99) of a sample, in ms."""
+    ordered = sorted(latencies_ms)
+    if not ordered:
+        return float("nan"), float("nan")
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]

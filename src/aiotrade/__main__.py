@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Every live-stream frame would be compressed once per subscriber, at ~32 KB of state each.
+        ws_per_message_deflate=False,
     )
     return 0
 

@@ -113,7 +113,9 @@ async def create_order(
     """
     policy = _resolved(policy or OrderPolicy(), pool, account)
     venue = pool.venue_of(account)
-    prepared = await prepare_order(pool, venue, request)  # nothing written or sent before this passes
+    # Nothing is written or sent before this passes. A market order's notional needs a price: the
+    # risk gate reads one anyway and checks the same filters, so without a gate we read it here.
+    prepared = await prepare_order(pool, venue, request, check_notional=pre_trade_check is None)
 
     takeover = False
     if idempotency_key is not None:
@@ -399,14 +401,17 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
 # ----- preparation and helpers -------------------------------------------------------------------
 
 
-async def prepare_order(pool: ExchangePool, venue: str, request: CreateOrderRequest) -> PreparedOrder:
+async def prepare_order(
+    pool: ExchangePool, venue: str, request: CreateOrderRequest, *, check_notional: bool = True
+) -> PreparedOrder:
     """Bring amount and price to the market's precision and check its limits, without sending.
 
-    A market order's notional is estimated from the last price (one ticker read).
+    A market order's notional is estimated from the last price (one ticker read) unless
+    ``check_notional`` is off (the risk gate then checks it with its own price).
     """
     markets = await require_symbols(pool, venue, [request.symbol])
     last = None
-    if request.type is OrderType.MARKET and request.quote_amount is None:
+    if check_notional and request.type is OrderType.MARKET and request.quote_amount is None:
         ticker = await pool.read(venue, lambda c: c.fetch_ticker(request.symbol))
         last = _dec(ticker.get("last"))
     prepared, breaches = check_against_market(markets[request.symbol], request, last)

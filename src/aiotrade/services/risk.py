@@ -250,16 +250,23 @@ async def _account_view(
     # Each read costs request weight: ask only for what the configured limits need (an account-wide
     # open-orders list weighs 80 on Binance; a ticker for one symbol 2, for many 80).
     needs_count = limits.max_open_orders is not None
-    balance, count = await asyncio.gather(balances(), open_orders() if needs_count else _nothing())
-    free = _amounts(balance, "free")
-    total = _amounts(balance, "total")
-    wanted = set(symbols)
-    if limits.max_gross_exposure is not None or limits.daily_loss_limit is not None or limits.max_drawdown:
-        for asset, amount in (total or {}).items():
+    needs_holdings = (
+        limits.max_gross_exposure is not None or limits.daily_loss_limit is not None or limits.max_drawdown is not None
+    )
+    if needs_holdings:  # the holdings decide which prices are needed: balances first
+        balance, count = await asyncio.gather(balances(), open_orders() if needs_count else _nothing())
+        wanted = set(symbols)
+        for asset, amount in (_amounts(balance, "total") or {}).items():
             pair = f"{asset}/{limits.quote_currency}"
             if amount > 0 and pair in markets:
                 wanted.add(pair)
-    tickers = await _tickers(pool, venue, sorted(wanted))
+        tickers = await _tickers(pool, venue, sorted(wanted))
+    else:  # one round trip: balances, prices (and open orders) at once
+        balance, count, tickers = await asyncio.gather(
+            balances(), open_orders() if needs_count else _nothing(), _tickers(pool, venue, sorted(set(symbols)))
+        )
+    free = _amounts(balance, "free")
+    total = _amounts(balance, "total")
     return AccountView(free=free, total=total, open_orders=count, tickers=tickers)
 
 
