@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     commands.add_parser("paper", help="serve the paper exchange (settings: AIOTRADE_PAPER_*)")
     commands.add_parser("config", help="print the effective settings (secrets masked) and exit")
+    commands.add_parser("migrate", help="bring the database schema up to date and exit (serve does it too)")
     args = parser.parse_args(argv)
 
     from aiotrade.config import Settings
@@ -33,6 +34,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "config":
         print(settings.model_dump_json(indent=2))
+        return 0
+    if args.command == "migrate":
+        from aiotrade.store.db import make_engine, migrate
+
+        async def run_migrations() -> None:
+            engine = make_engine(settings.effective_database_url())
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run_migrations())
+        print("database schema is up to date")
         return 0
     if args.command == "paper":
         from aiotrade.paper.server import PaperSettings, serve_paper
