@@ -78,6 +78,9 @@ class VenueConfig(BaseModel):
     sandbox: bool = False
     timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
     max_connections: int = Field(default=512, ge=1, le=10_000)
+    # Calls with large answers (candle pages) in flight at once: parsing each costs milliseconds of
+    # CPU on the event loop, and many arriving together would stall it.
+    max_heavy_reads: int = Field(default=6, ge=1, le=1_000)
     rate_limit: RateLimitConfig = RateLimitConfig()
     # ccxt options, on top of our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS);
     # e.g. {"recvWindow": 5000}.

@@ -63,6 +63,7 @@ class _Venue:
         self.public: ccxt.Exchange | None = None
         self.accounts: dict[str, ccxt.Exchange] = {}
         self.markets_lock = asyncio.Lock()
+        self.heavy_slots = asyncio.Semaphore(config.max_heavy_reads)
 
 
 class ExchangePool:
@@ -173,13 +174,21 @@ class ExchangePool:
                 account_client.set_markets(client.markets, client.currencies)
         return client.markets
 
-    async def read(self, venue: str, call: Call[T]) -> T:
-        """Run a repeatable call on the venue's public client (markets loaded), retried when safe."""
+    async def read(self, venue: str, call: Call[T], *, heavy: bool = False) -> T:
+        """Run a repeatable call on the venue's public client (markets loaded), retried when safe.
+
+        ``heavy`` marks a call whose answer takes milliseconds of CPU to parse (a page of 1000 candles):
+        only a few run at once per venue, so that answers arriving together cannot hold the event loop
+        for long.
+        """
         v = self._venue(venue)
         await self.markets(venue)
         client = v.public
         assert client is not None
-        return await self._guarded(v, lambda: call(client))
+        if not heavy:
+            return await self._guarded(v, lambda: call(client))
+        async with v.heavy_slots:
+            return await self._guarded(v, lambda: call(client))
 
     async def read_private(self, account: str, call: Call[T]) -> T:
         """Run a repeatable call on an account's client (balances, order look-ups), retried when safe."""

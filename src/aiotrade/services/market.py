@@ -165,6 +165,7 @@ async def ohlcv_rows(
                 lambda c, w_start=w_start, w_count=w_count: c.fetch_ohlcv(
                     symbol, timeframe, w_start, w_count, {"until": w_start + w_count * step - 1}
                 ),
+                heavy=w_count > 100,
             )
             for w_start, w_count in windows
         )

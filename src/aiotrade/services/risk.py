@@ -624,19 +624,18 @@ def q(value: float) -> Decimal:
 
 
 def aligned_closes(rows_per_symbol: Sequence[Sequence[Sequence[Any]]]) -> tuple[np.ndarray, np.ndarray]:
-    common: set[int] | None = None
-    for rows in rows_per_symbol:
-        stamps = {int(r[0]) for r in rows}
-        common = stamps if common is None else common & stamps
-    ordered = np.array(sorted(common or ()), dtype=np.int64)
-    matrix = np.empty((len(ordered), len(rows_per_symbol)))
-    index = {int(t): i for i, t in enumerate(ordered)}
-    for column, rows in enumerate(rows_per_symbol):
-        for row in rows:
-            position = index.get(int(row[0]))
-            if position is not None:
-                matrix[position, column] = float(row[4])
-    return ordered, matrix
+    """(timestamps, closes[time, symbol]) on the timestamps every symbol has (vectorised)."""
+    stamps = [np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows)) for rows in rows_per_symbol]
+    closes = [np.fromiter((float(r[4]) for r in rows), dtype=np.float64, count=len(rows)) for rows in rows_per_symbol]
+    common = stamps[0] if stamps else np.empty(0, dtype=np.int64)
+    for column in stamps[1:]:
+        common = np.intersect1d(common, column, assume_unique=True)
+    matrix = np.empty((len(common), len(rows_per_symbol)))
+    for j, (column_stamps, column_closes) in enumerate(zip(stamps, closes, strict=True)):
+        order = np.argsort(column_stamps, kind="stable")
+        positions = np.searchsorted(column_stamps, common, sorter=order)
+        matrix[:, j] = column_closes[order[positions]]
+    return common, matrix
 
 
 def _hlc(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
