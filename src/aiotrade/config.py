@@ -80,7 +80,7 @@ class VenueConfig(BaseModel):
     max_connections: int = Field(default=512, ge=1, le=10_000)
     # Calls with large answers (candle pages) in flight at once: parsing each costs milliseconds of
     # CPU on the event loop, and many arriving together would stall it.
-    max_heavy_reads: int = Field(default=6, ge=1, le=1_000)
+    max_heavy_reads: int = Field(default=4, ge=1, le=1_000)
     rate_limit: RateLimitConfig = RateLimitConfig()
     # ccxt options, on top of our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS);
     # e.g. {"recvWindow": 5000}.

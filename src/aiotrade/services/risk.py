@@ -547,6 +547,7 @@ async def assess_portfolio_risk(pool: ExchangePool, venue: str, request: Portfol
     rows = await asyncio.gather(
         *(ohlcv_rows(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in wanted)
     )
+    await asyncio.sleep(0)  # let ticker requests in between the fetch and the maths (each ~10-20 ms)
     timestamps, closes = aligned_closes(rows)
     if len(timestamps) < 31:
         raise domain.InvalidInput.param("lookback", f"only {len(timestamps)} common candles; at least 31 are needed")
@@ -566,6 +567,7 @@ async def assess_portfolio_risk(pool: ExchangePool, venue: str, request: Portfol
         )  # fmt: skip
     except QuantInputError as exc:
         raise domain.InvalidInput(str(exc)) from exc
+    await asyncio.sleep(0)
     assets = [
         AssetRisk(
             symbol=symbol,
