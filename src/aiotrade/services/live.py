@@ -31,6 +31,7 @@ from aiotrade.models.portfolio import (
 )
 from aiotrade.quant import risk as qrisk
 from aiotrade.quant.errors import QuantInputError
+from aiotrade.services.convert import balance_section
 from aiotrade.services.risk import q
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.risk import RiskStore
@@ -67,7 +68,7 @@ async def get_live_portfolio_snapshot(
     pool: ExchangePool, store: OrderStore, account: str, quote: str = "USDT"
 ) -> LiveSnapshot:
     balance = await pool.read_private(account, lambda c: c.fetch_balance())
-    total, free, used = (_section(balance, k) for k in ("total", "free", "used"))
+    total, free, used = (balance_section(balance, k) for k in ("total", "free", "used"))
     held = [asset for asset, amount in total.items() if amount > 0]
     valuation = await value_assets(pool, pool.venue_of(account), held, quote)
     ledger = cost_ledger(await store.fills(account), quote)
@@ -183,7 +184,7 @@ async def validate_trade_against_balances(
     if market is None:
         raise domain.UnknownSymbol.param("symbol", f"not a market on {venue}: {order.symbol}")
     balance = await pool.read_private(account, lambda c: c.fetch_balance())
-    free, used = _section(balance, "free"), _section(balance, "used")
+    free, used = balance_section(balance, "free"), balance_section(balance, "used")
     if order.side is OrderSide.BUY:
         asset = market["quote"]
         if order.quote_amount is not None:
@@ -319,7 +320,3 @@ def _equity_at(history: Sequence[tuple[datetime, Decimal]], when: datetime) -> D
         if at >= when:
             return equity
     return None
-
-
-def _section(balance: Mapping[str, Any], kind: str) -> dict[str, Decimal]:
-    return {asset: Decimal(str(v)) for asset, v in (balance.get(kind) or {}).items() if v is not None}

@@ -28,6 +28,7 @@ from aiotrade.models.market import (
     Trade,
     Trades,
 )
+from aiotrade.services.convert import ms_to_datetime, to_decimal
 
 MAX_OHLCV_LIMIT = 5000
 MAX_BOOK_LIMIT = 5000
@@ -84,7 +85,7 @@ async def get_order_book(pool: ExchangePool, venue: str, symbol: str, limit: int
     return OrderBook(
         exchange=venue,
         symbol=symbol,
-        timestamp=_time(raw.get("timestamp")),
+        timestamp=ms_to_datetime(raw.get("timestamp")),
         bids=[(Decimal(p), Decimal(a)) for p, a, *_ in raw["bids"][:limit]],
         asks=[(Decimal(p), Decimal(a)) for p, a, *_ in raw["asks"][:limit]],
         nonce=raw.get("nonce"),
@@ -98,7 +99,7 @@ async def get_recent_trades(pool: ExchangePool, venue: str, symbol: str, limit: 
     trades = [
         Trade(
             id=t.get("id"),
-            timestamp=_time(t["timestamp"]),
+            timestamp=ms_to_datetime(t["timestamp"]),
             side=t.get("side"),
             price=t["price"],
             amount=t["amount"],
@@ -124,7 +125,7 @@ async def get_ohlcv(
     """
     rows = await ohlcv_rows(pool, venue, symbol, timeframe, limit=limit, since=since)
     candles = [
-        Candle(timestamp=_time(ts), open=o, high=h, low=lo, close=c, volume=v if v is not None else 0)
+        Candle(timestamp=ms_to_datetime(ts), open=o, high=h, low=lo, close=c, volume=v if v is not None else 0)
         for ts, o, h, lo, c, v in rows
     ]
     return Ohlcv(exchange=venue, symbol=symbol, timeframe=timeframe, candles=candles)
@@ -184,8 +185,8 @@ async def get_exchange_status(pool: ExchangePool, venue: str) -> ExchangeStatus:
     return ExchangeStatus(
         exchange=venue,
         status=status if status in known else "unknown",
-        updated=_time(raw.get("updated")),
-        eta=_time(raw.get("eta")),
+        updated=ms_to_datetime(raw.get("updated")),
+        eta=ms_to_datetime(raw.get("eta")),
         checked_at=datetime.now(UTC),
     )
 
@@ -207,7 +208,7 @@ def _ticker(venue: str, t: Mapping[str, Any]) -> Ticker:
     return Ticker(
         exchange=venue,
         symbol=t["symbol"],
-        timestamp=_time(t.get("timestamp")),
+        timestamp=ms_to_datetime(t.get("timestamp")),
         last=t.get("last"),
         bid=t.get("bid"),
         ask=t.get("ask"),
@@ -237,31 +238,18 @@ def _market(m: Mapping[str, Any]) -> Market:
         quote=m["quote"],
         type=m.get("type") or "spot",
         active=m.get("active"),
-        precision=MarketPrecision(amount=_dec(precision.get("amount")), price=_dec(precision.get("price"))),
+        precision=MarketPrecision(amount=to_decimal(precision.get("amount")), price=to_decimal(precision.get("price"))),
         limits=MarketLimits(
-            amount_min=_dec(bound("amount", "min")),
-            amount_max=_dec(bound("amount", "max")),
-            price_min=_dec(bound("price", "min")),
-            price_max=_dec(bound("price", "max")),
-            cost_min=_dec(bound("cost", "min")),
-            cost_max=_dec(bound("cost", "max")),
+            amount_min=to_decimal(bound("amount", "min")),
+            amount_max=to_decimal(bound("amount", "max")),
+            price_min=to_decimal(bound("price", "min")),
+            price_max=to_decimal(bound("price", "max")),
+            cost_min=to_decimal(bound("cost", "min")),
+            cost_max=to_decimal(bound("cost", "max")),
         ),
-        maker_fee=_dec(m.get("maker")),
-        taker_fee=_dec(m.get("taker")),
+        maker_fee=to_decimal(m.get("maker")),
+        taker_fee=to_decimal(m.get("taker")),
     )
-
-
-def _dec(value: Any) -> Decimal | None:
-    """Exact Decimal from ccxt's value; floats (ccxt's market metadata) go through their shortest repr."""
-    if value is None:
-        return None
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-
-
-def _time(ms: Any) -> datetime | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
 def _in_range(name: str, value: int, low: int, high: int) -> None:

@@ -42,6 +42,7 @@ from aiotrade.models.orders import (
     OrderType,
     TimeInForce,
 )
+from aiotrade.services.convert import ms_to_datetime, to_decimal
 from aiotrade.services.market import require_symbols
 from aiotrade.services.order_state import status_from_ccxt
 from aiotrade.store.orders import ClaimKind, FillRecord, OrderFilter, OrderStore
@@ -280,12 +281,12 @@ async def adopt(store: OrderStore, account: str, client_order_id: str, raw: Mapp
         client_order_id,
         status_from_ccxt(raw),
         exchange_order_id=str(raw["id"]) if raw.get("id") is not None else None,
-        filled=_dec(raw.get("filled")) or Decimal(0),
-        average_price=_dec(raw.get("average")),
-        cost=_dec(raw.get("cost")) or Decimal(0),
-        fee_cost=_dec(fee.get("cost")),
+        filled=to_decimal(raw.get("filled")) or Decimal(0),
+        average_price=to_decimal(raw.get("average")),
+        cost=to_decimal(raw.get("cost")) or Decimal(0),
+        fee_cost=to_decimal(fee.get("cost")),
         fee_currency=fee.get("currency"),
-        exchange_updated_at=_time(raw.get("lastUpdateTimestamp") or raw.get("timestamp")),
+        exchange_updated_at=ms_to_datetime(raw.get("lastUpdateTimestamp") or raw.get("timestamp")),
         error=None,
     )
     trades = [t for t in raw.get("trades") or [] if t.get("id") is not None]
@@ -413,7 +414,7 @@ async def prepare_order(
     last = None
     if check_notional and request.type is OrderType.MARKET and request.quote_amount is None:
         ticker = await pool.read(venue, lambda c: c.fetch_ticker(request.symbol))
-        last = _dec(ticker.get("last"))
+        last = to_decimal(ticker.get("last"))
     prepared, breaches = check_against_market(markets[request.symbol], request, last)
     if breaches:
         problems = [domain.InvalidParam(b.field, b.reason) for b in breaches]
@@ -438,17 +439,17 @@ def check_against_market(
     breaches: list[MarketBreach] = []
 
     def bound(kind: str, side: str) -> Decimal | None:
-        value = _dec((limits.get(kind) or {}).get(side))
+        value = to_decimal((limits.get(kind) or {}).get(side))
         return value if value is not None and value > 0 else None
 
     amount = request.amount
-    step = _dec(precision.get("amount"))
+    step = to_decimal(precision.get("amount"))
     if amount is not None and step:
         amount = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
         if amount <= 0:
             breaches.append(MarketBreach("AMOUNT_BELOW_LOT_STEP", "amount", f"below the lot step {step}"))
     price = request.price
-    tick = _dec(precision.get("price"))
+    tick = to_decimal(precision.get("price"))
     if price is not None and tick and price % tick != 0:
         breaches.append(MarketBreach("PRICE_OFF_TICK", "price", f"not a multiple of the tick size {tick}"))
     if amount is not None and amount > 0:
@@ -620,22 +621,12 @@ def _fill(trade: Mapping[str, Any], *, side: str | None = None, timestamp: int |
         side=str(trade.get("side") or side or ""),
         price=price,
         amount=amount,
-        cost=_dec(trade.get("cost")) or price * amount,
-        fee_cost=_dec(fee.get("cost")),
+        cost=to_decimal(trade.get("cost")) or price * amount,
+        fee_cost=to_decimal(fee.get("cost")),
         fee_currency=fee.get("currency"),
         taker_or_maker=trade.get("takerOrMaker"),
-        executed_at=_time(trade.get("timestamp") or timestamp) or datetime.now(UTC),
+        executed_at=ms_to_datetime(trade.get("timestamp") or timestamp) or datetime.now(UTC),
     )
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-
-
-def _time(ms: Any) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
 def _now_ms() -> int:

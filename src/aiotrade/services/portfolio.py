@@ -45,6 +45,7 @@ from aiotrade.quant.allocation_errors import AllocationConvergenceError, Allocat
 from aiotrade.quant.allocation_solvers import scale_into_budget_box
 from aiotrade.quant.returns import periods_per_year
 from aiotrade.services import orders as order_service
+from aiotrade.services.convert import truncate_to_lot
 from aiotrade.services.live import value_assets
 from aiotrade.services.market import ohlcv_rows, require_symbols
 from aiotrade.services.risk import aligned_closes, q
@@ -309,9 +310,9 @@ def _plan(
         if abs(drift) <= band:
             continue
         side = OrderSide.SELL if drift > 0 else OrderSide.BUY
-        amount = _truncate(abs(drift) * total / price, markets[symbol])
+        amount = truncate_to_lot(abs(drift) * total / price, markets[symbol])
         if side is OrderSide.SELL:
-            amount = min(amount, _truncate(holdings.get(base, Decimal(0)), markets[symbol]))
+            amount = min(amount, truncate_to_lot(holdings.get(base, Decimal(0)), markets[symbol]))
         trades.append(_trade(symbol, side, amount, price, request.fee_rate, weight, target, total))
 
     scale = Decimal(1)
@@ -331,7 +332,7 @@ def _plan(
     fitted: list[PlannedTrade] = []
     for t in trades:
         factor = scale * (buy_scale if t.side is OrderSide.BUY else Decimal(1))
-        amount = _truncate(t.amount * factor, markets[t.symbol]) if factor < 1 else t.amount
+        amount = truncate_to_lot(t.amount * factor, markets[t.symbol]) if factor < 1 else t.amount
         notional = amount * t.price
         reason = _below_minimum(markets[t.symbol], amount, notional)
         if reason:
@@ -430,11 +431,3 @@ def _plan_id(account: str, request: RebalanceRequest, targets: Mapping[str, Deci
         sort_keys=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
-
-
-def _truncate(amount: Decimal, market: Mapping[str, Any]) -> Decimal:
-    step = (market.get("precision") or {}).get("amount")
-    if not step or amount <= 0:
-        return max(amount, Decimal(0))
-    step_dec = Decimal(str(step))
-    return (amount / step_dec).to_integral_value(rounding=ROUND_DOWN) * step_dec

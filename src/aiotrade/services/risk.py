@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from aiotrade.quant import risk as qrisk
 from aiotrade.quant import sizing as qsizing
 from aiotrade.quant.errors import QuantInputError
 from aiotrade.quant.returns import periods_per_year
+from aiotrade.services.convert import balance_section, to_decimal, truncate_to_lot
 from aiotrade.services.market import ohlcv_rows, require_symbols
 from aiotrade.services.orders import check_against_market, order_notional
 from aiotrade.store.risk import RiskStore
@@ -142,7 +143,7 @@ def _judge(
     out: list[Violation] = []
     base, quote = market["base"], market["quote"]
     ticker = view.tickers.get(order.symbol)
-    last = _dec(ticker.get("last")) if ticker else None
+    last = to_decimal(ticker.get("last")) if ticker else None
     if last is None:
         out.append(Violation(code="PRICE_UNAVAILABLE", message=f"no last price for {order.symbol}"))
     elif _age_s(ticker) > limits.max_ticker_age_s:
@@ -332,7 +333,7 @@ def equity_of(
         if asset == quote:
             value += amount
             continue
-        last = _dec((tickers.get(f"{asset}/{quote}") or {}).get("last"))
+        last = to_decimal((tickers.get(f"{asset}/{quote}") or {}).get("last"))
         if last is None:
             return None
         value += amount * last
@@ -369,7 +370,7 @@ async def calculate_position_size(pool: ExchangePool, account: str, request: Pos
         else asyncio.sleep(0, result=[])
     )
     balance, ticker, bars = await asyncio.gather(balance_task, ticker_task, bars_task)
-    last = _dec(ticker.get("last"))
+    last = to_decimal(ticker.get("last"))
     entry = request.entry_price or last
     if entry is None:
         raise domain.UpstreamUnavailable(f"no last price for {request.symbol}")
@@ -440,19 +441,19 @@ async def calculate_position_size(pool: ExchangePool, account: str, request: Pos
     except QuantInputError as exc:
         raise domain.InvalidInput(str(exc)) from exc
 
-    uncapped = _truncate(Decimal(repr(raw)), market)
+    uncapped = truncate_to_lot(Decimal(repr(raw)), market)
     amount, caps = uncapped, []
-    max_amount = _dec(((market.get("limits") or {}).get("amount") or {}).get("max"))
+    max_amount = to_decimal(((market.get("limits") or {}).get("amount") or {}).get("max"))
     if max_amount is not None and max_amount > 0 and amount > max_amount:
-        amount, caps = _truncate(max_amount, market), [*caps, "market maximum amount"]
+        amount, caps = truncate_to_lot(max_amount, market), [*caps, "market maximum amount"]
     affordable = (
         free.get(quote, Decimal(0)) / (entry * (1 + request.fee_rate))
         if request.side is OrderSide.BUY
         else free.get(base, Decimal(0))
     )
     if amount > affordable:
-        amount, caps = _truncate(affordable, market), [*caps, "free balance"]
-    min_amount = _dec(((market.get("limits") or {}).get("amount") or {}).get("min"))
+        amount, caps = truncate_to_lot(affordable, market), [*caps, "free balance"]
+    min_amount = to_decimal(((market.get("limits") or {}).get("amount") or {}).get("min"))
     if min_amount is not None and amount < min_amount:
         caps.append(f"below the market minimum {min_amount}: not tradable")
     return PositionSize(
@@ -479,7 +480,7 @@ async def calculate_probability(pool: ExchangePool, venue: str, request: Probabi
         ohlcv_rows(pool, venue, request.symbol, request.timeframe, limit=request.lookback + 1),
         pool.read(venue, lambda c: c.fetch_ticker(request.symbol)),
     )
-    entry = request.entry_price or _dec(ticker.get("last"))
+    entry = request.entry_price or to_decimal(ticker.get("last"))
     if entry is None:
         raise domain.UpstreamUnavailable(f"no last price for {request.symbol}")
     closes = _hlc(bars)[2]
@@ -652,26 +653,10 @@ def _direction(side: OrderSide) -> str:
     return "long" if side is OrderSide.BUY else "short"
 
 
-def _truncate(amount: Decimal, market: Mapping[str, Any]) -> Decimal:
-    step = _dec((market.get("precision") or {}).get("amount"))
-    if not step or amount <= 0:
-        return max(amount, Decimal(0))
-    return (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
-
-
 def _amounts(balance: Mapping[str, Any] | None, kind: str) -> dict[str, Decimal] | None:
-    if balance is None:
-        return None
-    section = balance.get(kind) or {}
-    return {asset: Decimal(str(v)) for asset, v in section.items() if v is not None}
+    return None if balance is None else balance_section(balance, kind)
 
 
 def _age_s(ticker: Mapping[str, Any] | None) -> float:
     stamp = (ticker or {}).get("timestamp")
     return float("inf") if stamp is None else time.time() - int(stamp) / 1000
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
