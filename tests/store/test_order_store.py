@@ -1,0 +1,103 @@
+"""The order store's guarantees, on SQLite and on a real PostgreSQL server alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from aiotrade.models.orders import OrderStatus
+from aiotrade.services.order_state import IllegalTransition
+from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.orders import ClaimKind, FillRecord, OrderFilter, OrderStore
+from aiotrade.store.tables import OrderRow
+
+LEASE, KEEP = timedelta(seconds=60), timedelta(hours=24)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OrderStore]:
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await migrate(engine)
+    yield OrderStore(make_sessions(engine))
+    await engine.dispose()
+
+
+def pending(client_order_id: str) -> OrderRow:
+    now = datetime.now(UTC)
+    return OrderRow(
+        account="paper", venue="paper", client_order_id=client_order_id, symbol="BTC/USDT", side="buy",
+        type="market", amount=Decimal("0.001"), status="PENDING", filled=Decimal(0), cost=Decimal(0),
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+async def claim(store: OrderStore, key: str, body: str = "h1", lease: timedelta = LEASE):
+    return await store.claim_key(
+        "paper", key, request_hash=body, client_order_id="c-" + key, lease=lease, retention=KEEP
+    )
+
+
+async def test_a_key_is_claimed_once_among_concurrent_requests(store: OrderStore) -> None:
+    claims = await asyncio.gather(*(claim(store, "k1") for _ in range(8)))
+    kinds = sorted(c.kind for c in claims)
+    assert kinds.count(ClaimKind.NEW) == 1
+    assert set(kinds) <= {ClaimKind.NEW, ClaimKind.IN_FLIGHT}
+
+
+async def test_key_lifecycle_replay_mismatch_and_takeover(store: OrderStore) -> None:
+    assert (await claim(store, "k2")).kind is ClaimKind.NEW
+    assert (await claim(store, "k2", body="other")).kind is ClaimKind.MISMATCH
+    await store.complete_key("paper", "k2", status=201, body={"id": "c-k2"})
+    replay = await claim(store, "k2")
+    assert (replay.kind, replay.response_status, replay.response_body) == (ClaimKind.REPLAY, 201, {"id": "c-k2"})
+
+    assert (await claim(store, "k3", lease=timedelta(0))).kind is ClaimKind.NEW
+    assert (await claim(store, "k3")).kind is ClaimKind.TAKEOVER  # the first holder's lease lapsed
+    await store.release_key("paper", "k3", forget=True)
+    assert (await claim(store, "k3")).kind is ClaimKind.NEW
+
+
+async def test_transitions_are_checked_and_fills_deduplicated(store: OrderStore) -> None:
+    row = await store.insert_pending(pending("o1"))
+    assert (await store.insert_pending(pending("o1"))).id == row.id  # same client id: the same row
+    await store.apply("paper", "o1", OrderStatus.OPEN, exchange_order_id="77")
+    with pytest.raises(IllegalTransition):
+        await store.apply("paper", "o1", OrderStatus.PENDING)
+    fill = FillRecord(
+        "t1", "buy", Decimal("50000"), Decimal("0.001"), Decimal("50"), None, None, "taker", datetime.now(UTC)
+    )
+    assert await store.record_fills(row, [fill, fill]) == 1
+    assert await store.record_fills(row, [fill]) == 0
+    assert (await store.find("paper", "77")).client_order_id == "o1"  # by the exchange's id too
+
+
+async def test_history_pages_newest_first_with_filters(store: OrderStore) -> None:
+    for i in range(7):
+        await store.insert_pending(pending(f"h{i}"))
+    await store.apply("paper", "h3", OrderStatus.FILLED)
+    seen, cursor = [], None
+    while True:
+        rows, cursor = await store.list("paper", OrderFilter(), cursor=cursor, limit=3)
+        seen += [r.client_order_id for r in rows]
+        if cursor is None:
+            break
+    assert seen == [f"h{i}" for i in reversed(range(7))]
+    filled, _ = await store.list("paper", OrderFilter(statuses=(OrderStatus.FILLED,)), cursor=None, limit=10)
+    assert [r.client_order_id for r in filled] == ["h3"]
+    with pytest.raises(ValueError):
+        await store.list("paper", OrderFilter(), cursor="not-ours", limit=3)
