@@ -47,8 +47,8 @@ from aiotrade.quant.returns import periods_per_year
 from aiotrade.services import orders as order_service
 from aiotrade.services.convert import truncate_to_lot
 from aiotrade.services.live import value_assets
-from aiotrade.services.market import ohlcv_rows, require_symbols
-from aiotrade.services.risk import aligned_closes, q
+from aiotrade.services.market import require_symbols
+from aiotrade.services.risk import aligned_closes, close_series, q
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 
@@ -62,10 +62,10 @@ async def calculate_allocations(
     await require_symbols(pool, venue, request.symbols)
     if request.timeframe not in pool.capabilities(venue).timeframes:
         raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
-    rows = await asyncio.gather(
-        *(ohlcv_rows(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in request.symbols)
+    series = await asyncio.gather(
+        *(close_series(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in request.symbols)
     )
-    _, closes = aligned_closes(rows)
+    _, closes = aligned_closes(series)
     returns = closes[1:] / closes[:-1] - 1.0
     c = request.constraints
     try:

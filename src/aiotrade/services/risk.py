@@ -545,11 +545,11 @@ async def assess_portfolio_risk(pool: ExchangePool, venue: str, request: Portfol
     await require_symbols(pool, venue, wanted)
     if request.timeframe not in pool.capabilities(venue).timeframes:
         raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
-    rows = await asyncio.gather(
-        *(ohlcv_rows(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in wanted)
+    series = await asyncio.gather(
+        *(close_series(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in wanted)
     )
-    await asyncio.sleep(0)  # let ticker requests in between the fetch and the maths (each ~10-20 ms)
-    timestamps, closes = aligned_closes(rows)
+    await asyncio.sleep(0)  # let ticker requests in between the fetch and the maths
+    timestamps, closes = aligned_closes(series)
     if len(timestamps) < 31:
         raise domain.InvalidInput.param("lookback", f"only {len(timestamps)} common candles; at least 31 are needed")
     returns = closes[1:] / closes[:-1] - 1.0
@@ -626,18 +626,29 @@ def q(value: float) -> Decimal:
     return Decimal(float(value)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-def aligned_closes(rows_per_symbol: Sequence[Sequence[Sequence[Any]]]) -> tuple[np.ndarray, np.ndarray]:
+async def close_series(
+    pool: ExchangePool, venue: str, symbol: str, timeframe: str, *, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(open times, closes) of a symbol's candles as arrays, made as soon as its pages arrive.
+
+    Converting at once lets the thousands of row lists die young: kept until every symbol is in,
+    they would reach the collector's oldest generation and make its full passes stall the loop.
+    """
+    rows = await ohlcv_rows(pool, venue, symbol, timeframe, limit=limit)
+    stamps = np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+    closes = np.fromiter((float(r[4]) for r in rows), dtype=np.float64, count=len(rows))
+    return stamps, closes
+
+
+def aligned_closes(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """(timestamps, closes[time, symbol]) on the timestamps every symbol has (vectorised)."""
-    stamps = [np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows)) for rows in rows_per_symbol]
-    closes = [np.fromiter((float(r[4]) for r in rows), dtype=np.float64, count=len(rows)) for rows in rows_per_symbol]
-    common = stamps[0] if stamps else np.empty(0, dtype=np.int64)
-    for column in stamps[1:]:
-        common = np.intersect1d(common, column, assume_unique=True)
-    matrix = np.empty((len(common), len(rows_per_symbol)))
-    for j, (column_stamps, column_closes) in enumerate(zip(stamps, closes, strict=True)):
-        order = np.argsort(column_stamps, kind="stable")
-        positions = np.searchsorted(column_stamps, common, sorter=order)
-        matrix[:, j] = column_closes[order[positions]]
+    common = series[0][0] if series else np.empty(0, dtype=np.int64)
+    for stamps, _ in series[1:]:
+        common = np.intersect1d(common, stamps, assume_unique=True)
+    matrix = np.empty((len(common), len(series)))
+    for j, (stamps, closes) in enumerate(series):
+        order = np.argsort(stamps, kind="stable")
+        matrix[:, j] = closes[order[np.searchsorted(stamps, common, sorter=order)]]
     return common, matrix
 
 
