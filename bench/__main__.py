@@ -114,8 +114,7 @@ async def limiter_section(quick: bool) -> str:
             process(
                 "aiotrade-limiter",
                 [sys.executable, "-m", "aiotrade", "serve", "--port", str(ours_port)],
-                # The equity recorder's ticker batch costs 16 ccxt units (80 weight) where Binance charges
-                # 2: keep it out of the measured minutes so they show the limiter alone.
+                # Keep the equity recorder out of the measured minutes: they show the ticker load alone.
                 {**api_env(paper_port, data_dir, budget=budget_units), "AIOTRADE_EQUITY_INTERVAL_S": "3600"},
                 f"http://127.0.0.1:{ours_port}/readyz",
             ),

@@ -143,3 +143,13 @@ async def test_closing_the_pool_leaves_no_open_session(tmp_path: Path) -> None:
         assert not [m for m in messages if "Unclosed" in m or "release all resources" in m], messages
         with pytest.raises(domain.UnknownVenue):
             await pool.read("paper", lambda c: c.fetch_ticker("BTC/USDT"))
+
+
+async def test_a_ticker_batch_is_charged_what_binance_charges_not_ccxts_no_symbol_cost() -> None:
+    async with PaperExchange(PaperConfig(port=0)) as paper, ExchangePool(settings(paper.url, budget=100_000)) as pool:
+        await pool.markets("paper")
+        limiter = pool.limiter("paper")
+        before = limiter.stats().acquired_units
+        await pool.read("paper", lambda c: c.fetch_tickers(["BTC/USDT", "ETH/USDT", "SOL/USDT"]))
+        assert limiter.stats().acquired_units - before == pytest.approx(0.4)  # 2 weight, not ccxt's 80
+        assert paper.stats.rate_limited == 0

@@ -318,6 +318,24 @@ _REFUSALS_BY_STATUS: dict[str, type[ccxt.BaseError]] = {
     "451": ccxt.PermissionDenied,
 }
 
+
+def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: float) -> float:
+    """ccxt charges `ticker/24hr?symbols=[…]` as "no symbol" (16 units = 80 weight); Binance charges
+    2 weight for up to 20 symbols and 40 up to 100. Counting what Binance counts keeps the budget for
+    requests instead of reserving it for nothing (never more than ccxt's own figure)."""
+    section = api[0] if isinstance(api, list) and api else api
+    if section != "public" or path not in ("ticker/24hr", "ticker") or "symbol" in params:
+        return cost
+    symbols = params.get("symbols")
+    if not isinstance(symbols, str):
+        return cost
+    count = symbols.count(",") + 1
+    weight = 2 if count <= 20 else 40 if count <= 100 else 80
+    return min(cost, weight / 5)
+
+
+_COST_CORRECTIONS: dict[str, Callable[[Any, Any, Any, float], float]] = {"binance": _binance_ticker_batch_cost}
+
 _POOLED_CLASSES: dict[type, type] = {}
 
 
@@ -350,6 +368,13 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
             return super().on_rest_response(
                 code, reason, url, method, response_headers, response_body, request_headers, request_body
             )
+
+        def calculate_rate_limiter_cost(
+            self, api: Any, method: Any, path: Any, params: Any, config: dict | None = None
+        ) -> float:
+            cost = super().calculate_rate_limiter_cost(api, method, path, params, config or {})
+            correct = _COST_CORRECTIONS.get(self.id)
+            return correct(api, path, params, cost) if correct is not None else cost
 
         def parse_json(self, http_response: str) -> Any:
             # ccxt swallows broken JSON and hands an empty structure on (an order with no id): a
