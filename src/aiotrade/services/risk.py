@@ -48,6 +48,7 @@ from aiotrade.services.orders import check_against_market, order_notional
 from aiotrade.store.risk import RiskStore
 
 _QUANTUM = Decimal(1).scaleb(-RATIO_PLACES)
+_MONEY = Decimal("0.00000001")  # quote amounts derived here: 8 decimals, as exchanges print them
 
 
 # ----- the pre-trade gate ------------------------------------------------------------------------
@@ -460,10 +461,10 @@ async def calculate_position_size(pool: ExchangePool, account: str, request: Pos
         symbol=request.symbol,
         method=request.method,
         amount=amount,
-        notional=amount * entry,
+        notional=(amount * entry).quantize(_MONEY),
         entry_price=entry,
-        equity=equity,
-        risk_amount=risk_amount,
+        equity=equity.quantize(_MONEY),
+        risk_amount=risk_amount.quantize(_MONEY) if risk_amount is not None else None,
         uncapped_amount=uncapped,
         caps_applied=caps,
         conventions=conventions,
