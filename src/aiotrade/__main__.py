@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aiotrade: invalid settings:\n{_describe(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from aiotrade import log_redaction
+
+    log_redaction.install()
 
     if args.command == "config":
         print(settings.model_dump_json(indent=2))

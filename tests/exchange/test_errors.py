@@ -53,3 +53,27 @@ def test_redact_removes_signatures_and_keys() -> None:
     cleaned = redact(text)
     for secret in ("deadbeef", "key123", "key456", "s3cr3t"):
         assert secret not in cleaned
+
+
+def test_log_lines_and_tracebacks_are_redacted() -> None:
+    import io
+    import logging
+
+    from aiotrade.log_redaction import RedactSecrets
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("aiotrade.test.redaction")
+    logger.addHandler(handler)
+    try:
+        logger.warning("GET /api/v3/account?timestamp=1&signature=%s", "cafebabe01")
+        try:
+            raise ccxt.NetworkError("binance GET http://x/api/v3/order?symbol=BTCUSDT&signature=deadbeef02")
+        except ccxt.NetworkError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "cafebabe01" not in text and "deadbeef02" not in text
+    assert text.count("signature=[REDACTED]") >= 2  # the message, the exception (and its source line)

@@ -62,19 +62,32 @@ async def test_a_key_is_claimed_once_among_concurrent_requests(store: OrderStore
 async def test_key_lifecycle_replay_mismatch_and_takeover(store: OrderStore) -> None:
     assert (await claim(store, "k2")).kind is ClaimKind.NEW
     assert (await claim(store, "k2", body="other")).kind is ClaimKind.MISMATCH
-    await store.complete_key("paper", "k2", status=201, body={"id": "c-k2"})
-    replay = await claim(store, "k2")
+    first = await claim(store, "k2-owner")
+    await store.complete_key("paper", "k2-owner", owner="someone-else", status=201, body={})  # not the holder
+    assert (await claim(store, "k2-owner")).kind is ClaimKind.IN_FLIGHT
+    await store.complete_key("paper", "k2-owner", owner=first.owner, status=201, body={})
+    assert (await claim(store, "k2-owner")).kind is ClaimKind.REPLAY
+    holder = await store.claim_key("paper", "k2b", request_hash="h1", client_order_id="x", lease=LEASE, retention=KEEP)
+    await store.complete_key("paper", "k2b", owner=holder.owner, status=201, body={"id": "c-k2"})
+    replay = await store.claim_key("paper", "k2b", request_hash="h1", client_order_id="x", lease=LEASE, retention=KEEP)
     assert (replay.kind, replay.response_status, replay.response_body) == (ClaimKind.REPLAY, 201, {"id": "c-k2"})
 
-    assert (await claim(store, "k3", lease=timedelta(0))).kind is ClaimKind.NEW
-    assert (await claim(store, "k3")).kind is ClaimKind.TAKEOVER  # the first holder's lease lapsed
-    await store.release_key("paper", "k3", forget=True)
+    stale = await claim(store, "k3", lease=timedelta(0))
+    assert stale.kind is ClaimKind.NEW
+    taken = await claim(store, "k3")
+    assert taken.kind is ClaimKind.TAKEOVER and taken.owner != stale.owner  # the first holder's lease lapsed
+    await store.release_key("paper", "k3", owner=stale.owner, forget=True)  # the stale holder changes nothing
+    assert (await claim(store, "k3")).kind is ClaimKind.IN_FLIGHT
+    assert await store.renew_key("paper", "k3", owner=taken.owner, lease=LEASE)
+    assert not await store.renew_key("paper", "k3", owner=stale.owner, lease=LEASE)
+    await store.release_key("paper", "k3", owner=taken.owner, forget=True)
     assert (await claim(store, "k3")).kind is ClaimKind.NEW
 
 
 async def test_transitions_are_checked_and_fills_deduplicated(store: OrderStore) -> None:
-    row = await store.insert_pending(pending("o1"))
-    assert (await store.insert_pending(pending("o1"))).id == row.id  # same client id: the same row
+    row, inserted = await store.insert_pending(pending("o1"))
+    again, inserted_again = await store.insert_pending(pending("o1"))
+    assert inserted and not inserted_again and again.id == row.id  # same client id: the same row
     await store.apply("paper", "o1", OrderStatus.OPEN, exchange_order_id="77")
     with pytest.raises(IllegalTransition):
         await store.apply("paper", "o1", OrderStatus.PENDING)

@@ -8,6 +8,11 @@ allowance), so a window of the exchange sees what left us in ``W + s`` seconds. 
 ``b + (W + s)·r = headroom × budget`` can never overrun the exchange's window, whatever its alignment,
 while a steady load still uses ``(headroom − burst) · W / (W + s)`` of the budget.
 
+A request costlier than the bucket's capacity is taken in parts and reaches the exchange when its
+last part is taken, so one window can see up to one such cost above the bound: the largest single
+cost must stay small against the budget (Binance: exchangeInfo 4 and an account-wide open-orders list
+16 of 1,200 units a minute, well inside the 1% burst and the headroom).
+
 A ``Retry-After`` from the exchange pauses every request of the venue until it has passed.
 """
 

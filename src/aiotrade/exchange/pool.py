@@ -324,7 +324,7 @@ def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: float) ->
     2 weight for up to 20 symbols and 40 up to 100. Counting what Binance counts keeps the budget for
     requests instead of reserving it for nothing (never more than ccxt's own figure)."""
     section = api[0] if isinstance(api, list) and api else api
-    if section != "public" or path not in ("ticker/24hr", "ticker") or "symbol" in params:
+    if section != "public" or path != "ticker/24hr" or "symbol" in params:
         return cost
     symbols = params.get("symbols")
     if not isinstance(symbols, str):

@@ -20,12 +20,13 @@ estimated from the last price.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -118,7 +119,7 @@ async def create_order(
     # risk gate reads one anyway and checks the same filters, so without a gate we read it here.
     prepared = await prepare_order(pool, venue, request, check_notional=pre_trade_check is None)
 
-    takeover = False
+    owner: str | None = None
     if idempotency_key is not None:
         _check_key(idempotency_key)
         client_order_id = client_id_for_key(account, idempotency_key)
@@ -142,35 +143,65 @@ async def create_order(
             if claim.response_status >= 400:
                 raise ReplayedError(claim.response_status, claim.response_body)
             return Order.model_validate(claim.response_body)
-        takeover = claim.kind is ClaimKind.TAKEOVER
+        owner = claim.owner
     else:
         client_order_id = new_client_id()
 
-    if pre_trade_check is not None and not takeover:
+    async with _lease_kept(store, account, idempotency_key, owner, policy.key_lease):
+        # The order row is written only after the gate passed: no row means no attempt passed it yet
+        # (a first request, or a takeover after a crash inside the gate).
+        if pre_trade_check is not None and await store.get(account, client_order_id) is None:
+            try:
+                await pre_trade_check(account, request)
+            except BaseException:
+                if idempotency_key is not None and owner is not None:
+                    await store.release_key(account, idempotency_key, owner=owner, forget=True)
+                raise
         try:
-            await pre_trade_check(account, request)
-        except BaseException:
-            if idempotency_key is not None:
-                await store.release_key(account, idempotency_key, forget=True)
+            order = await _create(pool, store, account, venue, client_order_id, prepared, policy)
+        except domain.DomainError as error:
+            if idempotency_key is not None and owner is not None:
+                if error.order_may_exist is False and error.status < 500:
+                    # A definite answer (the exchange refused): it is this key's answer from now on.
+                    body = _error_body(error)
+                    await store.complete_key(account, idempotency_key, owner=owner, status=error.status, body=body)
+                else:  # unsettled or transient: the next request with this key resumes this order
+                    await store.release_key(account, idempotency_key, owner=owner)
             raise
+        except BaseException:
+            if idempotency_key is not None and owner is not None:
+                await store.release_key(account, idempotency_key, owner=owner)
+            raise
+        if idempotency_key is not None and owner is not None:
+            body = order.model_dump(mode="json")
+            await store.complete_key(account, idempotency_key, owner=owner, status=201, body=body)
+        return order
 
+
+@contextlib.asynccontextmanager
+async def _lease_kept(
+    store: OrderStore, account: str, key: str | None, owner: str | None, lease: timedelta
+) -> AsyncIterator[None]:
+    """Renew the key's lease while the work runs, however long the exchange makes it take: a retry
+    must never take the key over from a request that is still sending."""
+    if key is None or owner is None:
+        yield
+        return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            if not await store.renew_key(account, key, owner=owner, lease=lease):
+                log.error("lease of Idempotency-Key %r on %s was lost while in use", key, account)
+                return
+
+    keeper = asyncio.create_task(renew(), name="aiotrade-key-lease")
     try:
-        order = await _create(pool, store, account, venue, client_order_id, prepared, policy, takeover)
-    except domain.DomainError as error:
-        if idempotency_key is not None:
-            if error.order_may_exist is False and error.status < 500:
-                # A definite answer (the exchange refused): it is this key's answer from now on.
-                await store.complete_key(account, idempotency_key, status=error.status, body=_error_body(error))
-            else:  # unsettled or transient: the next request with this key resumes this order
-                await store.release_key(account, idempotency_key)
-        raise
-    except BaseException:
-        if idempotency_key is not None:
-            await store.release_key(account, idempotency_key)
-        raise
-    if idempotency_key is not None:
-        await store.complete_key(account, idempotency_key, status=201, body=order.model_dump(mode="json"))
-    return order
+        yield
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
 
 
 async def _create(
@@ -181,12 +212,11 @@ async def _create(
     client_order_id: str,
     prepared: PreparedOrder,
     policy: OrderPolicy,
-    takeover: bool,
 ) -> Order:
-    row = await store.insert_pending(_pending_row(account, venue, client_order_id, prepared))
-    await store.audit(account, client_order_id, "create_requested", takeover=takeover, **_describe(prepared))
-    if takeover or row.status != OrderStatus.PENDING or row.exchange_order_id is not None:
-        # An earlier attempt got this far: find out what it did before doing anything.
+    row, inserted = await store.insert_pending(_pending_row(account, venue, client_order_id, prepared))
+    await store.audit(account, client_order_id, "create_requested", resumed=not inserted, **_describe(prepared))
+    if not inserted:
+        # An earlier attempt got this far and may have sent it: find out what it did first.
         if OrderStatus(row.status) not in (OrderStatus.PENDING, OrderStatus.UNKNOWN):
             return to_model(row)
         # When the earlier attempt last sent is not known for sure: count the window from now.
@@ -203,7 +233,6 @@ async def _send_until_settled(
     for attempt in range(1, policy.max_sends + 1):
         # Touches updated_at too: the reconciler leaves a recently sent PENDING order alone.
         row = await store.apply(account, client_order_id, OrderStatus.PENDING)
-        sent_at_ms = _now_ms()
         await store.audit(account, client_order_id, "send", attempt=attempt)
         try:
             raw = await pool.send_once(account, lambda c: _ccxt_create(c, prepared, client_order_id))
@@ -211,12 +240,15 @@ async def _send_until_settled(
                 # ccxt turns a garbled 200 into an empty order: the order may well exist.
                 raise domain.UpstreamBadResponse("unreadable answer to the order request", order_may_exist=True)
         except domain.DomainError as error:
+            # The request was signed after the limiter let it go, at the latest now: count the
+            # landing window from now, not from before the queue.
+            failed_at_ms = _now_ms()
             if error.order_may_exist is False:
                 await store.apply(account, client_order_id, OrderStatus.REJECTED, error=error.detail)
                 await store.audit(account, client_order_id, "rejected", error=error.detail)
                 raise
             await store.audit(account, client_order_id, "send_outcome_unknown", error=error.detail)
-            found = await _settle_by_lookup(pool, store, row, since_ms=sent_at_ms, policy=policy)
+            found = await _settle_by_lookup(pool, store, row, since_ms=failed_at_ms, policy=policy)
             if found is not None:
                 return found
             continue  # the exchange says it never landed, and it no longer can: send again
@@ -384,9 +416,17 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
             if raw is None:
                 if OrderStatus(row.status) in (OrderStatus.PENDING, OrderStatus.UNKNOWN):
                     detail = "never reached the exchange (settled by the reconciler)"
-                    await store.apply(row.account, row.client_order_id, OrderStatus.REJECTED, error=detail)
-                    await store.audit(row.account, row.client_order_id, "reconciled_not_found")
-                    changed += 1
+                    # Compare-and-set: a retry that resumed this order since we read it wins.
+                    settled = await store.apply(
+                        row.account,
+                        row.client_order_id,
+                        OrderStatus.REJECTED,
+                        unless_changed_since=row.updated_at,
+                        error=detail,
+                    )
+                    if settled is not None:
+                        await store.audit(row.account, row.client_order_id, "reconciled_not_found")
+                        changed += 1
                 continue
             order = await adopt(store, row.account, row.client_order_id, raw)
             if order.filled > 0 and order.exchange_order_id:
@@ -396,6 +436,8 @@ async def reconcile(pool: ExchangePool, store: OrderStore, policy: OrderPolicy |
                 changed += 1
         except domain.DomainError as error:
             log.warning("reconcile of %s failed: %s", row.client_order_id, error.detail)
+        except Exception:  # one bad row must not stop the others from being reconciled
+            log.exception("reconcile of %s failed", row.client_order_id)
     return changed
 
 

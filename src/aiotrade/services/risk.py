@@ -624,7 +624,7 @@ async def assess_portfolio_risk(pool: ExchangePool, venue: str, request: Portfol
 
 def q(value: float) -> Decimal:
     """A float from quant/ as Decimal, quantised to RATIO_PLACES places, half-even."""
-    return Decimal(float(value)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return Decimal(repr(float(value))).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 async def close_series(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ class Claim:
     client_order_id: str
     response_status: int | None = None
     response_body: dict[str, Any] | None = None
+    owner: str | None = None  # the lease holder's token (NEW and TAKEOVER only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class OrderStore:
     ) -> Claim:
         """Take the key for this request, or say why not. Safe across replicas (primary key)."""
         now = datetime.now(UTC)
+        owner = secrets.token_hex(8)
         try:
             async with self._sessions.begin() as session:
                 session.add(
@@ -87,13 +90,14 @@ class OrderStore:
                         key=key,
                         request_hash=request_hash,
                         state="in_flight",
+                        owner=owner,
                         client_order_id=client_order_id,
                         created_at=now,
                         locked_until=now + lease,
                         expires_at=now + retention,
                     )
                 )
-            return Claim(ClaimKind.NEW, client_order_id)
+            return Claim(ClaimKind.NEW, client_order_id, owner=owner)
         except IntegrityError:
             pass
         async with self._sessions.begin() as session:
@@ -111,24 +115,45 @@ class OrderStore:
                 return Claim(ClaimKind.IN_FLIGHT, row.client_order_id)
             # The lease lapsed (a crash, or an outcome we could not settle): take it over.
             row.locked_until = now + lease
-            return Claim(ClaimKind.TAKEOVER, row.client_order_id)
+            row.owner = owner
+            return Claim(ClaimKind.TAKEOVER, row.client_order_id, owner=owner)
 
-    async def complete_key(self, account: str, key: str, *, status: int, body: dict[str, Any]) -> None:
+    async def renew_key(self, account: str, key: str, *, owner: str, lease: timedelta) -> bool:
+        """Extend the lease while the work goes on; False if someone else holds it now."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(IdempotencyKeyRow)
+                .where(*self._held(account, key, owner))
+                .values(locked_until=datetime.now(UTC) + lease)
+            )
+            return bool(result.rowcount)
+
+    async def complete_key(self, account: str, key: str, *, owner: str, status: int, body: dict[str, Any]) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(IdempotencyKeyRow)
-                .where(IdempotencyKeyRow.account == account, IdempotencyKeyRow.key == key)
+                .where(*self._held(account, key, owner))
                 .values(state="completed", response_status=status, response_body=body)
             )
 
-    async def release_key(self, account: str, key: str, *, forget: bool = False) -> None:
-        """Let the next request with this key proceed now: deleted when nothing was sent, else unlocked."""
+    async def release_key(self, account: str, key: str, *, owner: str, forget: bool = False) -> None:
+        """Let the next request with this key proceed now: deleted when nothing was sent, else unlocked.
+        Only the lease holder can: a request whose lease was taken over changes nothing."""
         async with self._sessions.begin() as session:
-            where = (IdempotencyKeyRow.account == account, IdempotencyKeyRow.key == key)
+            where = self._held(account, key, owner)
             if forget:
                 await session.execute(delete(IdempotencyKeyRow).where(*where))
             else:
                 await session.execute(update(IdempotencyKeyRow).where(*where).values(locked_until=datetime.now(UTC)))
+
+    @staticmethod
+    def _held(account: str, key: str, owner: str) -> tuple[Any, ...]:
+        return (
+            IdempotencyKeyRow.account == account,
+            IdempotencyKeyRow.key == key,
+            IdempotencyKeyRow.owner == owner,
+            IdempotencyKeyRow.state == "in_flight",
+        )
 
     async def purge_expired_keys(self) -> int:
         async with self._sessions.begin() as session:
@@ -139,16 +164,17 @@ class OrderStore:
 
     # ----- orders ----------------------------------------------------------------------------------
 
-    async def insert_pending(self, row: OrderRow) -> OrderRow:
-        """Record the order as PENDING; if the client id is already recorded, return that row."""
+    async def insert_pending(self, row: OrderRow) -> tuple[OrderRow, bool]:
+        """Record the order as PENDING: (the row, True); if the client id is already recorded,
+        (that row, False) — an earlier attempt got this far and may have sent it."""
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
-            return row
+            return row, True
         except IntegrityError:
             existing = await self.get(row.account, row.client_order_id)
             assert existing is not None
-            return existing
+            return existing, False
 
     async def get(self, account: str, client_order_id: str) -> OrderRow | None:
         async with self._sessions() as session:
@@ -169,8 +195,20 @@ class OrderStore:
                 .limit(1)
             )
 
-    async def apply(self, account: str, client_order_id: str, status: OrderStatus, **fields: Any) -> OrderRow:
-        """Move an order to ``status`` (checked against the transition table) and set ``fields``."""
+    async def apply(
+        self,
+        account: str,
+        client_order_id: str,
+        status: OrderStatus,
+        *,
+        unless_changed_since: datetime | None = None,
+        **fields: Any,
+    ) -> OrderRow | None:
+        """Move an order to ``status`` (checked against the transition table) and set ``fields``.
+
+        With ``unless_changed_since`` (a compare-and-set for the reconciler), nothing happens and None
+        is returned if the row was updated after that instant by someone else.
+        """
         async with self._sessions.begin() as session:
             row = await session.scalar(
                 select(OrderRow)
@@ -179,6 +217,8 @@ class OrderStore:
             )
             if row is None:
                 raise LookupError(f"no order {client_order_id!r} on account {account!r}")
+            if unless_changed_since is not None and row.updated_at != unless_changed_since:
+                return None
             check_transition(OrderStatus(row.status), status, order_id=client_order_id)
             row.status = status.value
             for name, value in fields.items():
@@ -208,18 +248,30 @@ class OrderStore:
         return rows[:limit], next_cursor
 
     async def unsettled(self, *, older_than: datetime, limit: int = 200) -> Sequence[OrderRow]:
-        """Orders the reconciler should look at: PENDING/UNKNOWN past ``older_than``, and live ones."""
+        """Orders the reconciler should look at: PENDING/UNKNOWN past ``older_than``, and live ones —
+        never one whose Idempotency-Key is held by a request right now."""
+        in_flight = (
+            select(IdempotencyKeyRow.client_order_id)
+            .where(
+                IdempotencyKeyRow.account == OrderRow.account,
+                IdempotencyKeyRow.client_order_id == OrderRow.client_order_id,
+                IdempotencyKeyRow.state == "in_flight",
+                IdempotencyKeyRow.locked_until > datetime.now(UTC),
+            )
+            .exists()
+        )
         async with self._sessions() as session:
             query = (
                 select(OrderRow)
                 .where(
+                    ~in_flight,
                     or_(
                         and_(
                             OrderRow.status.in_([OrderStatus.PENDING.value, OrderStatus.UNKNOWN.value]),
                             OrderRow.updated_at < older_than,
                         ),
                         OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
-                    )
+                    ),
                 )
                 .order_by(OrderRow.updated_at)
                 .limit(limit)
@@ -294,6 +346,6 @@ def decode_cursor(cursor: str) -> int:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))["id"]
     except Exception as exc:
         raise ValueError("not a cursor from this API") from exc
-    if not isinstance(value, int) or value < 0:
+    if not isinstance(value, int) or not 0 <= value < 2**63:
         raise ValueError("not a cursor from this API")
     return value

@@ -136,6 +136,8 @@ class IdempotencyKeyRow(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     # in_flight until the first response is stored; a stale lease may be taken over.
     state: Mapped[str] = mapped_column(String(16))
+    # Who holds the lease now: only the holder may renew, complete or release it.
+    owner: Mapped[str | None] = mapped_column(String(32))
     client_order_id: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int | None]
     response_body: Mapped[dict[str, Any] | None]

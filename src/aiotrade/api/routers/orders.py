@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, status
+from pydantic import AwareDatetime
 
 from aiotrade.api.deps import OrderPolicyDep, Pool, RiskStoreDep, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
@@ -57,8 +57,8 @@ async def list_orders(
     account: Account,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
     status_: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[AwareDatetime | None, Query(alias="from", description="ISO 8601 with a zone")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(alias="to", description="ISO 8601 with a zone")] = None,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> OrderPage:
