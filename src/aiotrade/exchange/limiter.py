@@ -69,9 +69,9 @@ class VenueLimiter:
         self._requests = 0
         self._retry_after_events = 0
 
-    async def acquire(self, cost: float | None = None) -> None:
-        """Wait until ``cost`` units may leave; honours any pause set by ``pause_for``."""
-        units = 1.0 if cost is None else float(cost)
+    async def acquire(self, weight: float | None = None) -> None:
+        """Wait until ``weight`` (in ccxt cost units) may leave; honours any pause set by ``pause_for``."""
+        units = 1.0 if weight is None else float(weight)
         await self._wait_out_pause()
         # aiolimiter refuses a single acquisition above its capacity: take a heavy call in parts —
         # one request at a time, or the parts of many requests interleave and they all leave together.

@@ -319,7 +319,7 @@ _REFUSALS_BY_STATUS: dict[str, type[ccxt.BaseError]] = {
 }
 
 
-def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: float) -> float:
+def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: Any) -> Any:
     """ccxt charges `ticker/24hr?symbols=[…]` as "no symbol" (16 units = 80 weight); Binance charges
     2 weight for up to 20 symbols and 40 up to 100. Counting what Binance counts keeps the budget for
     requests instead of reserving it for nothing (never more than ccxt's own figure)."""
@@ -334,7 +334,7 @@ def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: float) ->
     return min(cost, weight / 5)
 
 
-_COST_CORRECTIONS: dict[str, Callable[[Any, Any, Any, float], float]] = {"binance": _binance_ticker_batch_cost}
+_COST_CORRECTIONS: dict[str, Callable[[Any, Any, Any, Any], Any]] = {"binance": _binance_ticker_batch_cost}
 
 _POOLED_CLASSES: dict[type, type] = {}
 
@@ -348,7 +348,7 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
         aiotrade_venue: _Venue
         aiotrade_url_map: tuple[tuple[str, str], ...] = ()
 
-        async def throttle(self, cost: float | None = None) -> None:
+        async def throttle(self, cost=None):  # type: ignore[no-untyped-def]  # ccxt's signature: request weight
             await self.aiotrade_venue.limiter.acquire(cost)
 
         def on_rest_response(
