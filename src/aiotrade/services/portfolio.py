@@ -52,6 +52,7 @@ from aiotrade.services.risk import aligned_closes, close_series, q
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 
+_MONEY = Decimal("0.00000001")  # quote amounts we derive: 8 decimals, as exchanges print them
 _DIRECTION = {Direction.LONG: Decimal(1), Direction.SHORT: Decimal(-1), Direction.FLAT: Decimal(0)}
 
 
@@ -177,7 +178,7 @@ async def get_portfolio_status(
         if asset == quote:
             continue
         symbol = f"{asset}/{quote}"
-        value = holdings.get(asset, Decimal(0)) * valuation[asset] if asset in valuation else None
+        value = (holdings.get(asset, Decimal(0)) * valuation[asset]).quantize(_MONEY) if asset in valuation else None
         weight = q(float(value / total)) if value is not None and total else None
         target = targets.get(symbol, Decimal(0))
         assets.append(
@@ -194,7 +195,7 @@ async def get_portfolio_status(
     return PortfolioStatus(
         account=account,
         quote=quote,
-        total_value=total,
+        total_value=total.quantize(_MONEY) if total is not None else None,
         cash=holdings.get(quote, Decimal(0)),
         assets=assets,
         targets_updated_at=updated,
@@ -355,7 +356,7 @@ def _trade(
     target: Decimal,
     total: Decimal,
 ) -> PlannedTrade:
-    notional = amount * price
+    notional = (amount * price).quantize(_MONEY)
     signed = notional if side is OrderSide.BUY else -notional
     return PlannedTrade(
         symbol=symbol,
