@@ -91,38 +91,36 @@ ASSETS: tuple[Asset, ...] = (
 )
 
 
-def _usdt(base: str, tick: str, step: str, max_qty: str, market_max: str, volume: float, pairs: float):
+# What differs between the two quote currencies: (minimum notional, maximum price), as Binance lists them.
+_QUOTE_LIMITS = {"USDT": ("5", "1000000"), "BTC": ("0.0001", "1000")}
+
+
+def _spec(
+    quote: str, base: str, tick: str, step: str, max_qty: str, market_max: str, volume: float, pairs: float
+) -> SymbolSpec:
+    min_notional, max_price = _QUOTE_LIMITS[quote]
     return SymbolSpec(
         base=base,
-        quote="USDT",
+        quote=quote,
         tick_e8=e8(tick),
         step_e8=e8(step),
         min_qty_e8=e8(step),
         max_qty_e8=e8(max_qty),
         market_max_qty_e8=e8(market_max),
-        min_notional_e8=e8("5"),
+        min_notional_e8=e8(min_notional),
         max_notional_e8=e8("9000000"),
-        max_price_e8=e8("1000000"),
+        max_price_e8=e8(max_price),
         quote_volume_per_day=volume,
         pairs_per_minute=pairs,
     )
 
 
-def _btc(base: str, tick: str, step: str, max_qty: str, market_max: str, volume: float, pairs: float):
-    return SymbolSpec(
-        base=base,
-        quote="BTC",
-        tick_e8=e8(tick),
-        step_e8=e8(step),
-        min_qty_e8=e8(step),
-        max_qty_e8=e8(max_qty),
-        market_max_qty_e8=e8(market_max),
-        min_notional_e8=e8("0.0001"),
-        max_notional_e8=e8("9000000"),
-        max_price_e8=e8("1000"),
-        quote_volume_per_day=volume,
-        pairs_per_minute=pairs,
-    )
+def _usdt(base: str, tick: str, step: str, max_qty: str, market_max: str, volume: float, pairs: float) -> SymbolSpec:
+    return _spec("USDT", base, tick, step, max_qty, market_max, volume, pairs)
+
+
+def _btc(base: str, tick: str, step: str, max_qty: str, market_max: str, volume: float, pairs: float) -> SymbolSpec:
+    return _spec("BTC", base, tick, step, max_qty, market_max, volume, pairs)
 
 
 # Tick sizes and lot steps as Binance lists them; volumes are rough daily turnovers of early 2024.

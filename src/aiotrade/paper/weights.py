@@ -20,7 +20,7 @@ WINDOW_MS = 60_000
 class CcxtCost:
     """Mirror of one entry of ccxt binance's `api.public.get` cost table (checked against ccxt by a test)."""
 
-    cost: float
+    units: float  # ccxt's cost units (1 unit = 5 Binance weight), not money
     no_symbol: float | None = None  # charged when the request has no `symbol` parameter
     by_limit: tuple[tuple[int, float], ...] = ()  # (max limit, cost), first match, when `limit` is sent
 
@@ -32,7 +32,7 @@ class CcxtCost:
             for bound, cost in self.by_limit:
                 if limit is not None and limit <= bound:
                     return cost
-        return self.cost
+        return self.units
 
 
 def _depth(query: Mapping[str, str]) -> int:
