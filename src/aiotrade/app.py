@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             overrides: dict[str, str] = {}
             embedded = settings.embedded_paper_venues()
             if embedded:
-                from aiotrade.paper.embed import start_embedded_paper  # only when it is used
+                from aiotrade.embedded_paper import start_embedded_paper  # only when it is used
 
                 paper_url = await stack.enter_async_context(start_embedded_paper(settings.paper))
                 overrides = dict.fromkeys(embedded, paper_url)

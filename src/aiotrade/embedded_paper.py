@@ -1,4 +1,7 @@
-"""The paper exchange embedded in `serve` (what `make run` uses): same event loop, a free port."""
+"""The paper exchange embedded in `serve` (what `make run` uses): same event loop, a free port.
+
+The adapter lives on the app side: `paper/` knows nothing of the app's settings.
+"""
 
 from __future__ import annotations
 
