@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import ccxt.async_support as ccxt
 
-from aiotrade.paper.embed import start_embedded_paper
+from aiotrade.embedded_paper import start_embedded_paper
 from aiotrade.paper.urls import CCXT_OPTIONS, binance_urls, ccxt_config
 from tests.paper.conftest import make_binance
 
