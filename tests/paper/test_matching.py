@@ -8,7 +8,8 @@ from decimal import Decimal
 import ccxt.async_support as ccxt
 import pytest
 
-from aiotrade.paper.matching import MatchingEngine, PaperApiError, SymbolFilters
+from aiotrade.paper.errors import BinanceError
+from aiotrade.paper.matching import MatchingEngine, SymbolFilters
 
 D = Decimal
 T0 = 1_700_000_000_000  # a round 10 s boundary: 1_700_000_000_000 % 10_000 == 0
@@ -65,6 +66,7 @@ class FakeMarket:
     )
     range: tuple[Decimal, Decimal] | None = None
     range_calls: list[tuple[str, int, int]] = field(default_factory=list)
+    last: Decimal | None = D("29995")
 
     def book(self, symbol: str, now_ms: int, depth: int) -> tuple[list, list]:
         bids, asks = self.books[symbol]
@@ -73,6 +75,9 @@ class FakeMarket:
     def price_range(self, symbol: str, start_ms: int, end_ms: int) -> tuple[Decimal, Decimal] | None:
         self.range_calls.append((symbol, start_ms, end_ms))
         return self.range
+
+    def last_price(self, symbol: str, now_ms: int) -> Decimal | None:
+        return self.last
 
     def filters(self, symbol: str) -> SymbolFilters | None:
         return {"BTCUSDT": BTCUSDT, "ETHBTC": ETHBTC}.get(symbol)
@@ -118,8 +123,8 @@ def paper() -> Paper:
     return make_paper()
 
 
-def refused(call, *args, **kwargs) -> PaperApiError:
-    with pytest.raises(PaperApiError) as caught:
+def refused(call, *args, **kwargs) -> BinanceError:
+    with pytest.raises(BinanceError) as caught:
         call(*args, **kwargs)
     return caught.value
 
@@ -264,7 +269,7 @@ def test_fok_fills_entirely_or_expires_with_nothing(paper: Paper) -> None:
 
 def test_limit_maker_that_would_take_is_rejected(paper: Paper) -> None:
     error = refused(paper.place, side="BUY", type="LIMIT_MAKER", quantity="0.1", price="30000")
-    assert (error.http_status, error.code, error.msg) == (400, -2010, "Order would immediately match and take.")
+    assert (error.status, error.code, error.msg) == (400, -2010, "Order would immediately match and take.")
     assert paper.engine.ledger() == []
 
 
@@ -318,7 +323,7 @@ def test_client_order_id_is_unique_only_among_open_orders(paper: Paper) -> None:
     resting = dict(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="29000")
     first = paper.place(newClientOrderId="abc", **resting)
     error = refused(paper.place, newClientOrderId="abc", side="BUY", type="MARKET", quantity="0.1")
-    assert (error.http_status, error.code, error.msg) == (400, -2010, "Duplicate order sent.")
+    assert (error.status, error.code, error.msg) == (400, -2010, "Duplicate order sent.")
 
     paper.engine.cancel("alice", "BTCUSDT", orig_client_order_id="abc")
     second = paper.place(newClientOrderId="abc", side="BUY", type="MARKET", quantity="0.1")
@@ -366,7 +371,7 @@ def test_generated_client_ids_and_everything_else_repeat_run_to_run() -> None:
 def test_filter_failures_answer_binance_code_1013(paper: Paper, params: dict[str, str], message: str) -> None:
     error = refused(paper.place, **params)
 
-    assert (error.http_status, error.code, error.msg) == (400, -1013, message)
+    assert (error.status, error.code, error.msg) == (400, -1013, message)
     assert paper.engine.ledger() == []
     assert paper.balance("USDT") == ("100000.00000000", "0.00000000")
 
@@ -404,7 +409,7 @@ def test_malformed_orders_answer_binance_parameter_errors(
 ) -> None:
     error = refused(paper.engine.place, "alice", {"symbol": "BTCUSDT", **params})
 
-    assert (error.http_status, error.code, error.msg) == (400, code, message)
+    assert (error.status, error.code, error.msg) == (400, code, message)
     assert error.body() == {"code": code, "msg": message}
 
 
@@ -427,7 +432,7 @@ def test_unknown_orders_answer_2013_on_query_and_2011_on_cancel(paper: Paper) ->
 
     for lookup in ({"order_id": 999}, {"orig_client_order_id": "nope"}, {"order_id": bobs["orderId"]}):
         error = refused(paper.engine.get, "alice", "BTCUSDT", **lookup)
-        assert (error.http_status, error.code, error.msg) == (400, -2013, "Order does not exist.")
+        assert (error.status, error.code, error.msg) == (400, -2013, "Order does not exist.")
     # both ids sent: they must name the same order
     mismatch = {"order_id": filled["orderId"], "orig_client_order_id": "other"}
     assert refused(paper.engine.get, "alice", "BTCUSDT", **mismatch).code == -2013
@@ -436,7 +441,7 @@ def test_unknown_orders_answer_2013_on_query_and_2011_on_cancel(paper: Paper) ->
         assert (error.code, error.msg) == (-2011, "Unknown order sent.")
     assert refused(paper.engine.get, "alice", "BTCUSDT").code == -1102
     error = refused(paper.engine.get, "mallory", "BTCUSDT", order_id=1)
-    assert (error.http_status, error.code) == (401, -2015)
+    assert (error.status, error.code) == (401, -2015)
 
 
 # -- orders rate limit ------------------------------------------------------------------------------
@@ -449,7 +454,7 @@ def test_unfilled_orders_beyond_the_10s_limit_answer_429_until_the_next_window()
     paper.clock.now += 9_999
 
     error = refused(paper.place, **LIMIT)
-    assert (error.http_status, error.code) == (429, -1015)
+    assert (error.status, error.code) == (429, -1015)
     assert error.msg == "Too many new orders; current limit is 3 orders per TEN_SECONDS."
     assert paper.engine.order_count_headers("alice") == {"X-MBX-ORDER-COUNT-10S": "3", "X-MBX-ORDER-COUNT-1D": "3"}
     paper.clock.now += 1

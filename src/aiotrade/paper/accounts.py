@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from aiotrade.paper.matching_types import BALANCE_PRECISION, ZERO, fmt, insufficient_balance, too_many_orders
+from aiotrade.paper.errors import insufficient_balance, too_many_orders
+from aiotrade.paper.matching_types import BALANCE_PRECISION, ZERO, fmt
 
 
 @dataclass(slots=True)
@@ -47,11 +49,13 @@ class OrderCounter:
         self._windows = windows
         self._slots = [(-1, 0)] * len(windows)  # (window index, count) per window
 
-    def check(self, now_ms: int) -> None:
-        """Raise Binance's -1015 (HTTP 429) if one more order would exceed a window."""
+    def check(self, now_ms: int, orders: int = 1) -> None:
+        """Raise Binance's -1015 (HTTP 429, Retry-After until that window resets) if `orders` more orders
+        would exceed a window (an OCO places two)."""
         for window, count in zip(self._windows, self._counts(now_ms), strict=True):
-            if count >= window.limit:
-                raise too_many_orders(window.limit, window.label)
+            if count + orders > window.limit:
+                reset = (now_ms // window.length_ms + 1) * window.length_ms
+                raise too_many_orders(window.limit, window.label, max(1, math.ceil((reset - now_ms) / 1000)))
 
     def add(self, now_ms: int, delta: int) -> None:
         self._slots = [

@@ -77,8 +77,11 @@ class PaperAccountConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     api_key: str = Field(min_length=1, max_length=128)
-    secret: str = Field(min_length=1, max_length=256)
+    secret: str = Field(min_length=1, max_length=256, repr=False)
     balances: dict[str, Decimal]
+    # What GET /sapi/v1/account/apiRestrictions reports; Binance requires an IP restriction to withdraw, so
+    # a key with withdrawals enabled is reported IP-restricted too.
+    enable_withdrawals: bool = False
 
 
 def _default_accounts() -> tuple[PaperAccountConfig, ...]:
@@ -108,7 +111,10 @@ class PaperConfig(BaseModel):
     port: int = Field(8765, ge=0, le=65535, description="0: a free port chosen by the OS")
     weight_limit: int = Field(6000, ge=1, description="REQUEST_WEIGHT per UTC minute for /api/*")
     # Binance counts per minute; tests shorten the window to exercise the limiter's bound in seconds.
-    weight_window_ms: int = Field(60_000, ge=1_000, le=3_600_000)
+    weight_window_ms: int = Field(60_000, ge=1_000, le=3_600_000, multiple_of=1_000)
+    # After this many 429s for weight within one window, answer 418 (an IP ban) for ban_ms; 0: never ban.
+    ban_after_429s: int = Field(0, ge=0)
+    ban_ms: int = Field(120_000, ge=1_000, description="Binance's first ban lasts 2 minutes")
     latency_ms: float = Field(0.0, ge=0.0, description="added to every exchange request")
     jitter_ms: float = Field(0.0, ge=0.0, description="uniform extra latency in [0, jitter_ms], seeded")
     faults: FaultConfig = FaultConfig()
@@ -117,6 +123,10 @@ class PaperConfig(BaseModel):
     orders_per_10s: int = Field(50, ge=1, description="Binance's ORDERS limit per account per 10 s")
     origin_ms: int = Field(ORIGIN_MS, description="start of the synthetic history (UTC midnight)")
     extra_assets: int = Field(0, ge=0, le=99, description="synthetic altcoins ALT01/USDT... beyond the dozen")
+    # The exchange's clock runs this far ahead of the machine's (negative: behind); settable at run time.
+    clock_offset_ms: int = 0
+    # Lets /__paper/* answer a non-loopback peer that sends it in X-Paper-Admin-Token.
+    admin_token: str | None = Field(None, min_length=1, repr=False)
 
     @model_validator(mode="after")
     def _origin_is_midnight(self) -> PaperConfig:
@@ -126,8 +136,9 @@ class PaperConfig(BaseModel):
 
 
 class PaperSettings(PaperConfig, BaseSettings):
-    """`PaperConfig` read from `AIOTRADE_PAPER_*` env vars; faults nested with `__`,
-    e.g. `AIOTRADE_PAPER_FAULTS__DROP_RATE=0.05`."""
+    """`PaperConfig` read from `AIOTRADE_PAPER_*` env vars (`AIOTRADE_PAPER_PORT`, `..._CLOCK_OFFSET_MS`,
+    `..._ADMIN_TOKEN`, ...); faults nested with `__`, e.g. `AIOTRADE_PAPER_FAULTS__DROP_RATE=0.05`; accounts as
+    JSON in `AIOTRADE_PAPER_ACCOUNTS`."""
 
     model_config = SettingsConfigDict(env_prefix="AIOTRADE_PAPER_", env_nested_delimiter="__", frozen=True)
 

@@ -218,6 +218,12 @@ class SyntheticMarket:
         piece = self._window(self._symbol_index[symbol], after, until)
         return (piece.low, piece.high) if piece else None
 
+    def traded_totals(self, symbol: str, after: int, until: int) -> tuple[int, int] | None:
+        """(quote volume in ticks x lots, volume in lots) of the trades with after < time <= until; None if
+        nothing traded. Their ratio is the volume-weighted price in ticks."""
+        piece = self._window(self._symbol_index[symbol], after, until)
+        return (piece.quote, piece.volume) if piece else None
+
     def last_trade(self, symbol: str, now: int) -> Trade | None:
         """The latest trade with time <= now (None before the market opens)."""
         trades = self.recent_trades(symbol, now, 1)

@@ -1,23 +1,42 @@
 """The paper exchange's matching engine: Binance Spot order semantics over a synthetic market.
 
 Plain synchronous methods, one per private REST endpoint, each answering the dict Binance would answer
-(or raising `PaperApiError` with Binance's code and message). Orders trade against the `PriceSource`:
+(or raising `BinanceError` with Binance's code and message). Orders trade against the `PriceSource`:
 marketable ones walk its book at once (taker); resting ones fill at their limit price when the market's
-traded range crosses them (maker), checked whenever the engine is called. Same inputs and clock, same
-results: nothing here is random.
+traded range crosses them (maker), and stop orders trigger when it reaches their stopPrice, checked whenever
+the engine is called (see `matching_exec`). Same inputs and clock, same results: nothing here is random.
+
+Order types: MARKET, LIMIT, LIMIT_MAKER (refused with -2010 if it would take), STOP_LOSS, TAKE_PROFIT (a
+market order once triggered), STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT (a limit order once triggered), and OCO
+order lists of two of them. Funds are locked as on Binance: a limit or stop-limit its size (buys at their
+price), a stop-market buy its size at the price of its placement, an OCO once for both legs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
 from aiotrade.paper.accounts import Account, OrderCounter, OrderWindow
-from aiotrade.paper.matching_book import buy_lock, fill_quote, funds_needed, plan_taking
-from aiotrade.paper.matching_orders import Order, Trade
+from aiotrade.paper.errors import (
+    bad_combination,
+    duplicate_order,
+    illegal_chars,
+    order_does_not_exist,
+    order_list_does_not_exist,
+    order_rejected,
+    unknown_order,
+    unknown_order_list,
+)
+from aiotrade.paper.matching_book import funds_needed, plan_taking
+from aiotrade.paper.matching_exec import Executor
+from aiotrade.paper.matching_ledger import Ledger
+from aiotrade.paper.matching_lists import OcoRequest, parse_order_list_oco, parse_order_oco
+from aiotrade.paper.matching_orders import Order, OrderList, stop_triggered
 from aiotrade.paper.matching_params import (
     CLIENT_ID_LEGAL,
     CLIENT_ID_RE,
+    STOP_TYPES,
     OrderRequest,
     generated_id,
     parse_id,
@@ -26,27 +45,16 @@ from aiotrade.paper.matching_params import (
     parse_symbol,
     time_window,
 )
-from aiotrade.paper.matching_types import (
-    ZERO,
-    PaperApiError,
-    PriceSource,
-    SymbolFilters,
-    api_error,
-    duplicate_order,
-    either_param,
-    exact,
-    floor_to,
-    illegal_chars,
-    invalid_api_key,
-    order_does_not_exist,
-    unknown_order,
-)
+from aiotrade.paper.matching_types import ZERO, PriceSource, SymbolFilters, exact, fmt
 
-__all__ = ["MatchingEngine", "PaperApiError", "PriceSource", "SymbolFilters"]
+__all__ = ["MatchingEngine", "PriceSource", "SymbolFilters"]
+
+_WOULD_TAKE = "Order would immediately match and take."
+_WOULD_TRIGGER = "Order would trigger immediately."
 
 
 class MatchingEngine:
-    """Accounts, orders and trades of the paper exchange; see the module docstring."""
+    """Accounts, orders, order lists and trades of the paper exchange; see the module docstring."""
 
     def __init__(
         self,
@@ -66,117 +74,113 @@ class MatchingEngine:
         self._rate = commission_rate
         self._windows = (OrderWindow("SECOND", 10, orders_per_10s), OrderWindow("DAY", 1, orders_per_day))
         self._book_depth = book_depth
-        # Binance's unfilled order count: an order's first fill gives its count back
-        self._refund_on_fill = fills_refund_order_count
         self._now = 0
-        self._accounts: dict[str, Account] = {}
-        self._order_ids: dict[str, int] = {}  # per symbol, shared by all accounts, as on Binance
-        self._trade_ids: dict[str, int] = {}
-        self._orders: dict[tuple[str, int], Order] = {}  # (symbol, orderId)
-        self._by_client_id: dict[tuple[str, str, str], Order] = {}  # (api key, symbol, id): latest
-        self._history: dict[tuple[str, str], list[Order]] = {}  # (api key, symbol)
-        self._trades: dict[tuple[str, str], list[Trade]] = {}  # (api key, symbol)
-        self._open: dict[str, dict[int, Order]] = {}  # symbol → resting orders by id, all accounts
-        self._checked_ms: dict[str, int] = {}  # symbol → time up to which resting orders were matched
-        self._ledger: list[Order] = []
+        self._ledger = Ledger()
+        self._exec = Executor(
+            self._ledger,
+            prices,
+            commission_rate=commission_rate,
+            book_depth=book_depth,
+            refund_on_fill=fills_refund_order_count,
+        )
 
     # -- accounts -------------------------------------------------------------------------------------
 
     def open_account(self, api_key: str, balances: Mapping[str, Decimal]) -> None:
         """Create an account holding `balances` (all free). Refuses a key already in use."""
-        if api_key in self._accounts:
+        if api_key in self._ledger.accounts:
             raise ValueError(f"account {api_key!r} already exists")
-        account = Account(api_key, uid=len(self._accounts) + 1, orders=OrderCounter(self._windows))
+        account = Account(api_key, uid=len(self._ledger.accounts) + 1, orders=OrderCounter(self._windows))
         for asset, amount in balances.items():
             if amount < 0:
                 raise ValueError(f"negative balance for {asset}")
             account.credit(asset, amount)
-        self._accounts[api_key] = account
+        self._ledger.accounts[api_key] = account
 
     @exact
     def account(self, api_key: str, *, omit_zero_balances: bool = False) -> dict[str, object]:
         """GET /api/v3/account."""
-        account = self._account(api_key)
-        self._advance_all()
+        account = self._ledger.account(api_key)
+        self._exec.advance_all(self._tick())
         return account.render(self._rate, omit_zero_balances)
 
     def order_rate_limits(self, api_key: str) -> list[dict[str, object]]:
         """GET /api/v3/rateLimit/order: the account's unfilled order count in each window."""
-        return self._account(api_key).orders.rate_limits(self._tick())
+        return self._ledger.account(api_key).orders.rate_limits(self._tick())
 
     def order_count_headers(self, api_key: str) -> dict[str, str]:
         """The X-MBX-ORDER-COUNT-10S / -1D headers Binance adds to order responses."""
-        return self._account(api_key).orders.headers(self._tick())
+        return self._ledger.account(api_key).orders.headers(self._tick())
 
     # -- orders ---------------------------------------------------------------------------------------
 
     @exact
     def place(self, api_key: str, params: Mapping[str, str]) -> dict[str, object]:
         """POST /api/v3/order. A refused order leaves no trace: no lock, no count, no ledger entry."""
-        account = self._account(api_key)
+        account = self._ledger.account(api_key)
         request = parse_order_request(params, self._prices.filters)
         rules = request.rules
         now = self._advance(rules.symbol)
-        bids, asks = self._prices.book(rules.symbol, now, self._book_depth)
-        fills, complete = plan_taking(request, asks if request.side == "BUY" else bids)
-        if request.type == "LIMIT_MAKER" and fills:
-            raise api_error(-2010, "Order would immediately match and take.")
-        if request.time_in_force == "FOK" and not complete:
-            fills = []
-        self._check_acceptable(account, request, now)
-        need = funds_needed(request, fills)
+        last = self._prices.last_price(rules.symbol, now)
+        fills: list[tuple[Decimal, Decimal]] = []
+        complete = False
+        if request.is_stop:
+            assert request.stop_price is not None
+            if last is not None and stop_triggered(request.type, request.side, request.stop_price, last, last):
+                raise order_rejected(_WOULD_TRIGGER)
+        else:
+            bids, asks = self._prices.book(rules.symbol, now, self._book_depth)
+            fills, complete = plan_taking(request, asks if request.side == "BUY" else bids)
+            if request.type == "LIMIT_MAKER" and fills:
+                raise order_rejected(_WOULD_TAKE)
+            if request.time_in_force == "FOK" and not complete:
+                fills = []
+        self._check_acceptable(account, [request], now)
+        need = funds_needed(request, fills, last)
         account.lock(rules.quote_asset if request.side == "BUY" else rules.base_asset, need)
 
-        order_id = self._next_id(self._order_ids, rules.symbol)
-        client_id = request.client_order_id or generated_id(f"order/{api_key}/{rules.symbol}/{order_id}")
-        order = Order(
-            api_key=api_key,
-            rules=rules,
-            order_id=order_id,
-            client_order_id=client_id,
-            side=request.side,
-            type=request.type,
-            time_in_force=request.time_in_force,
-            price=request.price or ZERO,
-            orig_qty=request.quantity if request.quantity is not None else sum((q for _, q in fills), ZERO),
-            orig_quote_qty=request.quote_qty or ZERO,
-            stp_mode=request.stp_mode,
-            time=now,
-            update_time=now,
-            locked=need,
-        )
-        account.orders.add(now, 1)
-        account.update_time = now
-        self._orders[(rules.symbol, order_id)] = order
-        self._by_client_id[(api_key, rules.symbol, client_id)] = order
-        self._history.setdefault((api_key, rules.symbol), []).append(order)
-        self._ledger.append(order)
-
-        trades = [self._fill(order, account, price, qty, now, maker=False) for price, qty in fills]
-        if request.type == "MARKET":
-            self._finish(order, account, "FILLED" if complete else "EXPIRED")
-        elif order.remaining == 0:
-            self._finish(order, account, "FILLED")
-        elif request.time_in_force == "GTC":
-            self._rest(order, account)
+        order = self._new_order(account, request, now, locked=need, filled=fills)
+        if request.is_stop:
+            order.working = False
+            self._exec.wait(order)
+            trades = []
         else:
-            self._finish(order, account, "EXPIRED")
+            trades = self._exec.execute(order, account, fills, complete, now)
+        assert order.trades == trades  # what the FULL answer lists: the fills made while placing
+        return order.report(request.resp_type, now)
 
-        if request.resp_type == "ACK":
-            return order.ack(now)
-        if request.resp_type == "RESULT":
-            return order.result(now)
-        return order.full(now, trades)
+    @exact
+    def test_order(self, api_key: str, params: Mapping[str, str]) -> dict[str, object]:
+        """POST /api/v3/order/test: the parameter and filter checks of `place`, with nothing placed."""
+        self._ledger.account(api_key)
+        parse_order_request(params, self._prices.filters)
+        compute = params.get("computeCommissionRates", "false").lower()
+        if compute not in ("true", "false"):
+            raise illegal_chars("computeCommissionRates", "true, false")
+        if compute == "false":
+            return {}
+        rate, zero = fmt(self._rate, 8), fmt(ZERO, 8)
+        return {
+            "standardCommissionForOrder": {"maker": rate, "taker": rate},
+            "specialCommissionForOrder": {"maker": zero, "taker": zero},
+            "taxCommissionForOrder": {"maker": zero, "taker": zero},
+            "discount": {
+                "enabledForAccount": False,
+                "enabledForSymbol": False,
+                "discountAsset": "BNB",
+                "discount": fmt(Decimal("0.25"), 8),
+            },
+        }
 
     @exact
     def get(
         self, api_key: str, symbol: str, order_id: int | str | None = None, orig_client_order_id: str | None = None
     ) -> dict[str, object]:
         """GET /api/v3/order. By client id, the latest order that carried it."""
-        self._account(api_key)
+        self._ledger.account(api_key)
         rules = parse_symbol(symbol, self._prices.filters)
         self._advance(rules.symbol)
-        order = self._find(api_key, rules.symbol, order_id, orig_client_order_id)
+        order = self._ledger.find(api_key, rules.symbol, order_id, orig_client_order_id)
         if order is None:
             raise order_does_not_exist()
         return order.query()
@@ -190,41 +194,46 @@ class MatchingEngine:
         orig_client_order_id: str | None = None,
         new_client_order_id: str | None = None,
     ) -> dict[str, object]:
-        """DELETE /api/v3/order: cancels an open order and unlocks what it still held."""
-        account = self._account(api_key)
+        """DELETE /api/v3/order: cancels an open order (and the rest of its OCO) and unlocks what it held."""
+        account = self._ledger.account(api_key)
         rules = parse_symbol(symbol, self._prices.filters)
         now = self._advance(rules.symbol)
-        order = self._find(api_key, rules.symbol, order_id, orig_client_order_id)
+        order = self._ledger.find(api_key, rules.symbol, order_id, orig_client_order_id)
         if new_client_order_id and not CLIENT_ID_RE.match(new_client_order_id):
             raise illegal_chars("newClientOrderId", CLIENT_ID_LEGAL)
         if order is None or not order.is_open:
             raise unknown_order()
-        return self._cancel(order, account, now, new_client_order_id)
+        return self._exec.cancel(order, account, now, new_client_order_id)
 
     @exact
     def open_orders(self, api_key: str, symbol: str | None = None) -> list[dict[str, object]]:
         """GET /api/v3/openOrders, for one symbol or all."""
-        self._account(api_key)
+        self._ledger.account(api_key)
         if symbol is None:
-            self._advance_all()
-            symbols = list(self._open)
+            self._exec.advance_all(self._tick())
+            symbols = list(self._ledger.open)
         else:
             symbols = [parse_symbol(symbol, self._prices.filters).symbol]
             self._advance(symbols[0])
-        orders = [order for s in symbols for order in self._open_of(api_key, s)]
+        orders = [order for s in symbols for order in self._ledger.open_of(api_key, s)]
         orders.sort(key=lambda order: (order.time, order.rules.symbol, order.order_id))
         return [order.query() for order in orders]
 
     @exact
     def cancel_all(self, api_key: str, symbol: str) -> list[dict[str, object]]:
-        """DELETE /api/v3/openOrders: Binance answers -2011 when there is nothing to cancel."""
-        account = self._account(api_key)
+        """DELETE /api/v3/openOrders: every open order of the symbol, single orders first, then each OCO as
+        one list entry, as Binance answers. Binance answers -2011 when there is nothing to cancel."""
+        account = self._ledger.account(api_key)
         rules = parse_symbol(symbol, self._prices.filters)
         now = self._advance(rules.symbol)
-        orders = self._open_of(api_key, rules.symbol)
+        orders = self._ledger.open_of(api_key, rules.symbol)
         if not orders:
             raise unknown_order()
-        return [self._cancel(order, account, now, None) for order in orders]
+        lists = {id(found): found for o in orders if (found := self._ledger.list_of(o)) is not None}
+        singles = [o for o in orders if self._ledger.list_of(o) is None]
+        answer = [self._exec.cancel(order, account, now, None) for order in singles]
+        answer += [self._exec.cancel_list(found, account, now, None) for found in lists.values()]
+        return answer
 
     @exact
     def all_orders(
@@ -237,7 +246,7 @@ class MatchingEngine:
         limit: int | str | None = 500,
     ) -> list[dict[str, object]]:
         """GET /api/v3/allOrders: from orderId (or startTime) onward, else the most recent; oldest first."""
-        self._account(api_key)
+        self._ledger.account(api_key)
         rules = parse_symbol(symbol, self._prices.filters)
         self._advance(rules.symbol)
         first_id = parse_id("orderId", order_id)
@@ -245,7 +254,7 @@ class MatchingEngine:
         count = parse_limit(limit)
         orders = [
             order
-            for order in self._history.get((api_key, rules.symbol), [])
+            for order in self._ledger.history.get((api_key, rules.symbol), [])
             if (first_id is None or order.order_id >= first_id)
             and (start is None or order.time >= start)
             and (end is None or order.time <= end)
@@ -265,18 +274,18 @@ class MatchingEngine:
         limit: int | str | None = 500,
     ) -> list[dict[str, object]]:
         """GET /api/v3/myTrades: from fromId (or startTime) onward, else the most recent; oldest first."""
-        self._account(api_key)
+        self._ledger.account(api_key)
         rules = parse_symbol(symbol, self._prices.filters)
         self._advance(rules.symbol)
         wanted_order = parse_id("orderId", order_id)
         first_id = parse_id("fromId", from_id)
         start, end = time_window(start_time, end_time)
         if (first_id is not None or wanted_order is not None) and (start is not None or end is not None):
-            raise api_error(-1128, "Combination of optional parameters invalid.")
+            raise bad_combination()
         count = parse_limit(limit)
         trades = [
             trade
-            for trade in self._trades.get((api_key, rules.symbol), [])
+            for trade in self._ledger.trades.get((api_key, rules.symbol), [])
             if (wanted_order is None or trade.order_id == wanted_order)
             and (first_id is None or trade.trade_id >= first_id)
             and (start is None or trade.time >= start)
@@ -288,147 +297,191 @@ class MatchingEngine:
     @exact
     def ledger(self) -> list[dict[str, object]]:
         """Every order ever accepted, in acceptance order, as GET /api/v3/order shows it, plus `apiKey`."""
-        return [{"apiKey": order.api_key, **order.query()} for order in self._ledger]
+        return [{"apiKey": order.api_key, **order.query()} for order in self._ledger.accepted]
 
-    # -- taking liquidity -----------------------------------------------------------------------------
+    # -- order lists (OCO) ----------------------------------------------------------------------------
 
-    def _check_acceptable(self, account: Account, request: OrderRequest, now: int) -> None:
-        symbol = request.rules.symbol
-        if len(self._open_of(account.api_key, symbol)) >= request.rules.max_num_orders:
-            raise api_error(-2010, "Filter failure: MAX_NUM_ORDERS")
-        account.orders.check(now)
-        if request.client_order_id is not None:
-            previous = self._by_client_id.get((account.api_key, symbol, request.client_order_id))
+    @exact
+    def place_oco(self, api_key: str, params: Mapping[str, str], *, legacy: bool = False) -> dict[str, object]:
+        """POST /api/v3/orderList/oco (or, `legacy`, the deprecated /api/v3/order/oco): two orders that
+        rest together until one fills or triggers, which expires the other. Refused: no trace."""
+        account = self._ledger.account(api_key)
+        oco = (parse_order_oco if legacy else parse_order_list_oco)(params, self._prices.filters)
+        rules = oco.rules
+        now = self._advance(rules.symbol)
+        last = self._prices.last_price(rules.symbol, now)
+        oco.check_prices(last)
+        for leg in oco.legs:
+            if leg.type == "LIMIT_MAKER":
+                bids, asks = self._prices.book(rules.symbol, now, self._book_depth)
+                if plan_taking(leg, asks if leg.side == "BUY" else bids)[0]:
+                    raise order_rejected(_WOULD_TAKE)
+        self._check_acceptable(account, list(oco.legs), now, oco)
+        reserves = [funds_needed(leg, [], last) for leg in oco.legs]
+        locked = max(reserves)
+        account.lock(rules.quote_asset if oco.side == "BUY" else rules.base_asset, locked)
+
+        list_id = self._ledger.next_list_id()
+        legs = tuple(self._new_order(account, leg, now, locked=ZERO, list_id=list_id) for leg in oco.legs)
+        for leg, reserve in zip(legs, reserves, strict=True):
+            leg.reserve = reserve
+            leg.working = not leg.is_stop
+            self._exec.wait(leg)
+        first, second = legs
+        order_list = OrderList(
+            order_list_id=list_id,
+            list_client_order_id=oco.list_client_order_id or generated_id(f"list/{api_key}/{rules.symbol}/{list_id}"),
+            api_key=api_key,
+            rules=rules,
+            legs=(first, second),
+            transaction_time=now,
+            locked=locked,
+        )
+        self._ledger.add_list(order_list)
+        return order_list.with_reports([leg.report(oco.resp_type, now) for leg in legs])
+
+    @exact
+    def get_order_list(
+        self, api_key: str, order_list_id: int | str | None = None, orig_client_order_id: str | None = None
+    ) -> dict[str, object]:
+        """GET /api/v3/orderList: by orderListId or by its listClientOrderId (sent as origClientOrderId)."""
+        self._ledger.account(api_key)
+        found = self._ledger.find_list(api_key, order_list_id, orig_client_order_id, "origClientOrderId")
+        if found is None:
+            raise order_list_does_not_exist()
+        self._advance(found.rules.symbol)
+        return found.summary()
+
+    @exact
+    def cancel_order_list(
+        self,
+        api_key: str,
+        symbol: str,
+        order_list_id: int | str | None = None,
+        list_client_order_id: str | None = None,
+        new_client_order_id: str | None = None,
+    ) -> dict[str, object]:
+        """DELETE /api/v3/orderList: cancels both legs of an OCO that is still waiting."""
+        account = self._ledger.account(api_key)
+        rules = parse_symbol(symbol, self._prices.filters)
+        now = self._advance(rules.symbol)
+        found = self._ledger.find_list(api_key, order_list_id, list_client_order_id, "listClientOrderId")
+        if new_client_order_id and not CLIENT_ID_RE.match(new_client_order_id):
+            raise illegal_chars("newClientOrderId", CLIENT_ID_LEGAL)
+        if found is None or found.rules.symbol != rules.symbol or not found.is_live:
+            raise unknown_order_list()
+        return self._exec.cancel_list(found, account, now, new_client_order_id)
+
+    @exact
+    def open_order_lists(self, api_key: str) -> list[dict[str, object]]:
+        """GET /api/v3/openOrderList: the account's OCOs whose legs are both still waiting."""
+        self._ledger.account(api_key)
+        self._exec.advance_all(self._tick())
+        return [found.summary() for found in self._ledger.lists_of(api_key) if found.is_live]
+
+    @exact
+    def all_order_lists(
+        self,
+        api_key: str,
+        from_id: int | str | None = None,
+        start_time: int | str | None = None,
+        end_time: int | str | None = None,
+        limit: int | str | None = 500,
+    ) -> list[dict[str, object]]:
+        """GET /api/v3/allOrderList: from fromId (or startTime) onward, else the most recent; oldest first."""
+        self._ledger.account(api_key)
+        self._exec.advance_all(self._tick())
+        first_id = parse_id("fromId", from_id)
+        start, end = time_window(start_time, end_time)
+        if first_id is not None and (start is not None or end is not None):
+            raise bad_combination()
+        count = parse_limit(limit)
+        lists = [
+            found
+            for found in self._ledger.lists_of(api_key)
+            if (first_id is None or found.order_list_id >= first_id)
+            and (start is None or found.legs[0].time >= start)
+            and (end is None or found.legs[0].time <= end)
+        ]
+        chosen = lists[:count] if first_id is not None or start is not None else lists[-count:]
+        return [found.summary() for found in chosen]
+
+    # -- checks and bookkeeping -----------------------------------------------------------------------
+
+    def _check_acceptable(
+        self, account: Account, requests: list[OrderRequest], now: int, oco: OcoRequest | None = None
+    ) -> None:
+        """The checks that need the account: open-order filters, the order rate limit, client id reuse."""
+        rules = requests[0].rules
+        symbol = rules.symbol
+        if len(self._ledger.open_of(account.api_key, symbol)) + len(requests) > rules.max_num_orders:
+            raise order_rejected("Filter failure: MAX_NUM_ORDERS")
+        algo = sum(1 for request in requests if request.is_stop)
+        if algo and len(self._ledger.open_of(account.api_key, symbol, _is_algo)) + algo > rules.max_num_algo_orders:
+            raise order_rejected("Filter failure: MAX_NUM_ALGO_ORDERS")
+        account.orders.check(now, len(requests))
+        ids = [request.client_order_id for request in requests if request.client_order_id is not None]
+        if len(set(ids)) < len(ids):
+            raise duplicate_order()
+        for client_id in ids:
+            previous = self._ledger.by_client_id.get((account.api_key, symbol, client_id))
             if previous is not None and previous.is_open:
                 raise duplicate_order()
+        if oco is not None and oco.list_client_order_id is not None:
+            previous_list = self._ledger.lists_by_client_id.get((account.api_key, oco.list_client_order_id))
+            if previous_list is not None and previous_list.is_live:
+                raise duplicate_order()
 
-    def _fill(self, order: Order, account: Account, price: Decimal, qty: Decimal, now: int, *, maker: bool) -> Trade:
-        """Trade `qty` at `price`: the order pays from what it locked and receives the other asset less
-        commission (Binance charges the asset received: base on buys, quote on sells)."""
-        rules = order.rules
-        quote = fill_quote(rules, price, qty)
-        if order.buys:
-            spent, received, asset, places = quote, qty, rules.base_asset, rules.base_asset_precision
-        else:
-            spent, received, asset, places = qty, quote, rules.quote_asset, rules.quote_asset_precision
-        # a fee finer than the asset's precision is rounded up, never given away
-        commission = (received * self._rate).quantize(Decimal(1).scaleb(-places), rounding=ROUND_UP)
-        account.spend_locked(order.spent_asset, spent)
-        order.locked -= spent
-        account.credit(asset, received - commission)
-        account.update_time = now
-        if self._refund_on_fill and order.executed_qty == 0:
-            account.orders.add(now, -1)
-        order.executed_qty += qty
-        order.cum_quote += quote
-        order.update_time = now
-        trade = Trade(
+    def _new_order(
+        self,
+        account: Account,
+        request: OrderRequest,
+        now: int,
+        *,
+        locked: Decimal,
+        filled: list[tuple[Decimal, Decimal]] | None = None,
+        list_id: int = -1,
+    ) -> Order:
+        """Register an accepted order (it counts against the order rate limit from now on)."""
+        rules = request.rules
+        order_id = self._ledger.next_order_id(rules.symbol)
+        client_id = request.client_order_id or generated_id(f"order/{account.api_key}/{rules.symbol}/{order_id}")
+        quantity = request.quantity
+        if quantity is None:  # a MARKET order by quoteOrderQty is as big as what it takes
+            quantity = sum((qty for _, qty in filled or []), ZERO)
+        order = Order(
+            api_key=account.api_key,
             rules=rules,
-            trade_id=self._next_id(self._trade_ids, rules.symbol),
-            order_id=order.order_id,
-            price=price,
-            qty=qty,
-            quote_qty=quote,
-            commission=commission,
-            commission_asset=asset,
+            order_id=order_id,
+            client_order_id=client_id,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            price=request.price or ZERO,
+            orig_qty=quantity,
+            orig_quote_qty=request.quote_qty or ZERO,
+            stp_mode=request.stp_mode,
             time=now,
-            is_buyer=order.buys,
-            is_maker=maker,
+            update_time=now,
+            stop_price=request.stop_price or ZERO,
+            working_time=-1 if request.is_stop else now,
+            order_list_id=list_id,
+            locked=locked,
         )
-        order.trades.append(trade)
-        self._trades.setdefault((order.api_key, rules.symbol), []).append(trade)
-        return trade
-
-    def _rest(self, order: Order, account: Account) -> None:
-        """Put a GTC remainder on the book, holding exactly its price × remaining (buys) or remaining."""
-        order.status = "PARTIALLY_FILLED" if order.executed_qty else "NEW"
-        keep = buy_lock(order.rules, order.price, order.remaining) if order.buys else order.remaining
-        account.unlock(order.spent_asset, order.locked - keep)
-        order.locked = keep
-        self._open.setdefault(order.rules.symbol, {})[order.order_id] = order
-
-    def _finish(self, order: Order, account: Account, status: str) -> None:
-        order.status = status
-        account.unlock(order.spent_asset, order.locked)
-        order.locked = ZERO
-        self._open.get(order.rules.symbol, {}).pop(order.order_id, None)
-
-    def _cancel(self, order: Order, account: Account, now: int, cancel_id: str | None) -> dict[str, object]:
-        order.update_time = now
+        account.orders.add(now, 1)
         account.update_time = now
-        self._finish(order, account, "CANCELED")
-        symbol = order.rules.symbol
-        return order.canceled(cancel_id or generated_id(f"cancel/{order.api_key}/{symbol}/{order.order_id}"), now)
-
-    # -- resting orders meet the market ---------------------------------------------------------------
+        self._ledger.add_order(order)
+        return order
 
     def _advance(self, symbol: str) -> int:
-        """Match the symbol's resting orders against what traded since they were last matched."""
         now = self._tick()
-        resting = self._open.get(symbol)
-        checked = self._checked_ms.get(symbol)
-        if resting and checked is not None and now > checked:
-            span = self._prices.price_range(symbol, checked, now)
-            if span is not None:
-                self._cross(resting, span, now)
-        self._checked_ms[symbol] = now
+        self._exec.advance(symbol, now)
         return now
-
-    def _advance_all(self) -> None:
-        for symbol in [symbol for symbol, resting in self._open.items() if resting]:
-            self._advance(symbol)
-
-    def _cross(self, resting: dict[int, Order], span: tuple[Decimal, Decimal], now: int) -> None:
-        """A buy fills at its price when the low went below it, a sell when the high went above it;
-        a mere touch fills half the remainder (rounded down to the step, the rest if that is nothing)."""
-        low, high = span
-        for order in list(resting.values()):
-            reached = low if order.buys else high
-            crossed = reached < order.price if order.buys else reached > order.price
-            if not crossed and reached != order.price:
-                continue
-            qty = order.remaining
-            if not crossed:
-                qty = floor_to(qty / 2, order.rules.step_size) or qty
-            account = self._accounts[order.api_key]
-            self._fill(order, account, order.price, qty, now, maker=True)
-            if order.remaining == 0:
-                self._finish(order, account, "FILLED")
-            else:
-                order.status = "PARTIALLY_FILLED"
-
-    # -- lookups --------------------------------------------------------------------------------------
 
     def _tick(self) -> int:
         self._now = max(self._now, self._clock())  # the engine's time never runs backwards
         return self._now
 
-    def _account(self, api_key: str) -> Account:
-        account = self._accounts.get(api_key)
-        if account is None:
-            raise invalid_api_key()
-        return account
 
-    def _find(self, api_key: str, symbol: str, order_id: int | str | None, client_id: str | None) -> Order | None:
-        """Binance's lookup: by orderId (then checked against the client id if both are sent), else by
-        client id."""
-        wanted = parse_id("orderId", order_id)
-        if wanted is None and not client_id:
-            raise either_param("orderId", "origClientOrderId")
-        if wanted is None:
-            assert client_id is not None
-            return self._by_client_id.get((api_key, symbol, client_id))
-        order = self._orders.get((symbol, wanted))
-        if order is None or order.api_key != api_key:
-            return None
-        if client_id and order.client_order_id != client_id:
-            return None
-        return order
-
-    def _open_of(self, api_key: str, symbol: str) -> list[Order]:
-        return [order for order in self._open.get(symbol, {}).values() if order.api_key == api_key]
-
-    @staticmethod
-    def _next_id(counters: dict[str, int], symbol: str) -> int:
-        counters[symbol] = counters.get(symbol, 0) + 1
-        return counters[symbol]
+def _is_algo(order: Order) -> bool:
+    return order.type in STOP_TYPES

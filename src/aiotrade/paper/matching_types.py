@@ -1,7 +1,8 @@
-"""Vocabulary of the paper matching engine: its price source, a symbol's trading rules, its API errors.
+"""Vocabulary of the paper matching engine: its price source, a symbol's trading rules, exact decimals.
 
-Everything here speaks Binance Spot: error codes and messages, filter names and field spellings are the
-real exchange's, so an unmodified `ccxt.async_support.binance` reads the paper exchange like the real one.
+Everything here speaks Binance Spot: filter names and field spellings are the real exchange's, so an
+unmodified `ccxt.async_support.binance` reads the paper exchange like the real one. (Its errors live in
+`paper.errors`.)
 """
 
 from __future__ import annotations
@@ -44,23 +45,13 @@ class PriceSource(Protocol):
         """(low, high) traded between the two times, None if nothing traded."""
         ...
 
+    def last_price(self, symbol: str, now_ms: int) -> Decimal | None:
+        """The price of the latest trade at or before `now_ms`, None before the first trade."""
+        ...
+
     def filters(self, symbol: str) -> SymbolFilters | None:
         """The symbol's trading rules, None for a symbol the market does not list."""
         ...
-
-
-class PaperApiError(Exception):
-    """A refusal exactly as Binance words it: HTTP status, Binance error code, Binance message."""
-
-    def __init__(self, http_status: int, code: int, msg: str) -> None:
-        super().__init__(f"{code}: {msg}")
-        self.http_status = http_status
-        self.code = code
-        self.msg = msg
-
-    def body(self) -> dict[str, int | str]:
-        """The JSON body Binance answers with."""
-        return {"code": self.code, "msg": self.msg}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +79,7 @@ class SymbolFilters:
     market_min_qty: Decimal = ZERO
     market_max_qty: Decimal = ZERO
     max_num_orders: int = 200  # MAX_NUM_ORDERS: open orders per account and symbol
+    max_num_algo_orders: int = 5  # MAX_NUM_ALGO_ORDERS: open stop-loss and take-profit orders, likewise
     base_asset_precision: int = 8
     quote_asset_precision: int = 8
 
@@ -141,6 +133,7 @@ class SymbolFilters:
                 "avgPriceMins": self.avg_price_mins,
             },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": self.max_num_algo_orders},
         ]
 
 
@@ -165,63 +158,3 @@ def round_places(value: Decimal, places: int, rounding: str) -> Decimal:
 def floor_to(value: Decimal, step: Decimal) -> Decimal:
     """The largest multiple of `step` not above `value` (non-negative values)."""
     return (value // step) * step
-
-
-# -- Binance's errors, one constructor each (an exception instance is never reused) --------------------
-
-
-def api_error(code: int, msg: str) -> PaperApiError:
-    return PaperApiError(400, code, msg)
-
-
-def illegal_chars(name: str, legal: str) -> PaperApiError:
-    return api_error(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
-
-
-def mandatory(name: str) -> PaperApiError:
-    return api_error(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-
-
-def either_param(first: str, second: str) -> PaperApiError:
-    return api_error(-1102, f"Param '{first}' or '{second}' must be sent, but both were empty/null!")
-
-
-def not_required(name: str) -> PaperApiError:
-    return api_error(-1106, f"Parameter '{name}' sent when not required.")
-
-
-def too_much_precision(name: str) -> PaperApiError:
-    return api_error(-1111, f"Parameter '{name}' has too much precision.")
-
-
-def filter_failure(name: str) -> PaperApiError:
-    return api_error(-1013, f"Filter failure: {name}")
-
-
-def invalid_symbol() -> PaperApiError:
-    return api_error(-1121, "Invalid symbol.")
-
-
-def insufficient_balance() -> PaperApiError:
-    return api_error(-2010, "Account has insufficient balance for requested action.")
-
-
-def duplicate_order() -> PaperApiError:
-    return api_error(-2010, "Duplicate order sent.")
-
-
-def order_does_not_exist() -> PaperApiError:
-    return api_error(-2013, "Order does not exist.")
-
-
-def unknown_order() -> PaperApiError:
-    return api_error(-2011, "Unknown order sent.")
-
-
-def invalid_api_key() -> PaperApiError:
-    return PaperApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-
-
-def too_many_orders(limit: int, interval: str) -> PaperApiError:
-    # Binance answers the unfilled-order-count limit with HTTP 429, no Retry-After
-    return PaperApiError(429, -1015, f"Too many new orders; current limit is {limit} orders per {interval}.")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
+
+from aiotrade.paper.matching_types import SymbolFilters
 
 E8 = 100_000_000
 
@@ -155,3 +158,25 @@ def listing(extra_assets: int = 0) -> tuple[tuple[Asset, ...], tuple[SymbolSpec,
         assets.append(Asset(code, price, 0.6 + (i % 5) * 0.1, 0.4 + (i % 4) * 0.1))
         symbols.append(_usdt(code, "0.001", "0.01", "9000000", "900000", 2.0e7, 4))
     return tuple(assets), tuple(symbols)
+
+
+def symbol_filters(spec: SymbolSpec) -> SymbolFilters:
+    """The symbol's Binance filters as the matching engine enforces them (and exchangeInfo lists them)."""
+    return SymbolFilters(
+        symbol=spec.id,
+        base_asset=spec.base,
+        quote_asset=spec.quote,
+        tick_size=_decimal(spec.tick_e8),
+        min_price=_decimal(spec.tick_e8),
+        max_price=_decimal(spec.max_price_e8),
+        step_size=_decimal(spec.step_e8),
+        min_qty=_decimal(spec.min_qty_e8),
+        max_qty=_decimal(spec.max_qty_e8),
+        min_notional=_decimal(spec.min_notional_e8),
+        max_notional=_decimal(spec.max_notional_e8),
+        market_max_qty=_decimal(spec.market_max_qty_e8),
+    )
+
+
+def _decimal(units_e8: int) -> Decimal:
+    return Decimal(units_e8) / E8

@@ -75,6 +75,7 @@ _TABLE = {
     "/api/v3/ticker/24hr": (_ticker_24hr, CcxtCost(0.4, no_symbol=16)),
     "/api/v3/ticker/price": (_one_or_all, CcxtCost(0.4, no_symbol=0.8)),
     "/api/v3/ticker/bookTicker": (_one_or_all, CcxtCost(0.4, no_symbol=0.8)),
+    "/api/v3/avgPrice": (_fixed(2), CcxtCost(0.4)),
 }
 CCXT_COSTS: dict[str, CcxtCost] = {path: cost for path, (_, cost) in _TABLE.items()}
 
@@ -89,6 +90,14 @@ _PRIVATE_TABLE = {
     ("GET", "/api/v3/myTrades"): (_fixed(20), CcxtCost(4)),
     ("GET", "/api/v3/account"): (_fixed(20), CcxtCost(4)),
     ("GET", "/api/v3/rateLimit/order"): (_fixed(40), CcxtCost(8)),
+    # Binance charges 20 with computeCommissionRates; that flag travels in the body, and ccxt pays 0.2 anyway
+    ("POST", "/api/v3/order/test"): (_fixed(1), CcxtCost(0.2)),
+    ("POST", "/api/v3/order/oco"): (_fixed(1), CcxtCost(0.2)),
+    ("POST", "/api/v3/orderList/oco"): (_fixed(1), CcxtCost(0.2)),
+    ("GET", "/api/v3/orderList"): (_fixed(4), CcxtCost(0.8)),
+    ("DELETE", "/api/v3/orderList"): (_fixed(1), CcxtCost(0.2)),
+    ("GET", "/api/v3/openOrderList"): (_fixed(6), CcxtCost(1.2)),
+    ("GET", "/api/v3/allOrderList"): (_fixed(20), CcxtCost(4)),
 }
 PRIVATE_CCXT_COSTS: dict[tuple[str, str], CcxtCost] = {key: cost for key, (_, cost) in _PRIVATE_TABLE.items()}
 UNKNOWN_API_WEIGHT = 1  # an /api path we do not serve (404) still costs a little, as on Binance
@@ -101,6 +110,24 @@ def request_weight(path: str, query: Mapping[str, str], method: str = "GET") -> 
         return UNKNOWN_API_WEIGHT
     binance, ccxt_cost = entry
     return min(binance(query), math.floor(ccxt_cost(query) * WEIGHT_PER_CCXT_COST + 1e-9))
+
+
+def interval_name(window_ms: int) -> tuple[int, str]:
+    """A window's length as Binance names intervals: (intervalNum, interval), e.g. 60_000 -> (1, "MINUTE"),
+    10_000 -> (10, "SECOND"). The window must be a whole number of seconds."""
+    for unit_ms, name in ((86_400_000, "DAY"), (3_600_000, "HOUR"), (60_000, "MINUTE"), (1_000, "SECOND")):
+        if window_ms % unit_ms == 0:
+            return window_ms // unit_ms, name
+    raise ValueError(f"a {window_ms} ms window has no Binance interval name")
+
+
+def weight_headers(used: int, window_ms: int) -> dict[str, str]:
+    """X-MBX-USED-WEIGHT-* of an /api answer: `-1M` always (Binance's one weight limit, here the count of the
+    configured window), plus the header of the configured interval when it is not a minute (e.g. `-10S`)."""
+    headers = {"X-MBX-USED-WEIGHT": str(used), "X-MBX-USED-WEIGHT-1M": str(used)}
+    number, name = interval_name(window_ms)
+    headers[f"X-MBX-USED-WEIGHT-{number}{name[0]}"] = str(used)
+    return headers
 
 
 class WeightWindow:

@@ -8,49 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiotrade.paper.market import Candle, OrderBook, Ticker, Trade
-from aiotrade.paper.symbols import E8, SymbolSpec, fmt_e8
+from aiotrade.paper.symbols import E8, SymbolSpec, fmt_e8, symbol_filters
+
+ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
 
 JSON = dict[str, Any]
-
-
-class BinanceError(Exception):
-    """An error answered as Binance does: HTTP 400 (unless said otherwise) and `{"code": ..., "msg": ...}`."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code, self.msg, self.status = code, msg, status
-
-    def body(self) -> JSON:
-        return {"code": self.code, "msg": self.msg}
-
-
-def invalid_symbol() -> BinanceError:
-    return BinanceError(-1121, "Invalid symbol.")
-
-
-def mandatory(name: str) -> BinanceError:
-    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-
-
-def illegal(name: str, legal: str) -> BinanceError:
-    return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
-
-
-def not_valid(name: str) -> BinanceError:
-    return BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.")
-
-
-def bad_combination() -> BinanceError:
-    return BinanceError(-1128, "Combination of optional parameters invalid.")
-
-
-def too_much_weight(limit: int) -> BinanceError:
-    return BinanceError(
-        -1003,
-        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
-        "Please use WebSocket Streams for live updates to avoid polling the API.",
-        status=429,
-    )
 
 
 class Wire:
@@ -58,6 +20,7 @@ class Wire:
 
     def __init__(self, spec: SymbolSpec) -> None:
         self.spec = spec
+        self.filters = symbol_filters(spec)
         self._tick, self._step = spec.tick_e8, spec.step_e8
 
     def price(self, ticks: int) -> str:
@@ -185,10 +148,9 @@ class Wire:
             "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
-            # Only what the paper matching engine is meant to support; Binance lists stop orders too.
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+            "orderTypes": ORDER_TYPES,
             "icebergAllowed": False,
-            "ocoAllowed": False,
+            "ocoAllowed": True,
             "otoAllowed": False,
             "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": False,
@@ -197,36 +159,8 @@ class Wire:
             "pegInstructionsAllowed": False,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
-            "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": fmt_e8(spec.tick_e8),
-                    "maxPrice": fmt_e8(spec.max_price_e8),
-                    "tickSize": fmt_e8(spec.tick_e8),
-                },
-                {
-                    "filterType": "LOT_SIZE",
-                    "minQty": fmt_e8(spec.min_qty_e8),
-                    "maxQty": fmt_e8(spec.max_qty_e8),
-                    "stepSize": fmt_e8(spec.step_e8),
-                },
-                {
-                    "filterType": "MARKET_LOT_SIZE",
-                    "minQty": fmt_e8(0),
-                    "maxQty": fmt_e8(spec.market_max_qty_e8),
-                    "stepSize": fmt_e8(0),
-                },
-                {
-                    "filterType": "NOTIONAL",
-                    "minNotional": fmt_e8(spec.min_notional_e8),
-                    "applyMinToMarket": True,
-                    "maxNotional": fmt_e8(spec.max_notional_e8),
-                    "applyMaxToMarket": False,
-                    "avgPriceMins": 5,
-                },
-                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
-                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
-            ],
+            # one rendering of the filters: the rules the matching engine enforces
+            "filters": self.filters.binance_filters(),
             "permissions": [],
             "permissionSets": [["SPOT"]],
             "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
@@ -234,16 +168,23 @@ class Wire:
         }
 
 
-def exchange_info(wires: list[Wire], weight_limit: int, now: int) -> JSON:
+def exchange_info(wires: list[Wire], rate_limits: list[JSON], now: int) -> JSON:
+    """GET /api/v3/exchangeInfo for the given symbols, with the exchange's own rate limits."""
     return {
         "timezone": "UTC",
         "serverTime": now,
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 160000},
-            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-        ],
+        "rateLimits": rate_limits,
         "exchangeFilters": [],
         "symbols": [wire.symbol_info() for wire in wires],
     }
+
+
+def avg_price(wire: Wire, totals: tuple[int, int] | None, last: Trade | None, mins: int) -> JSON:
+    """GET /api/v3/avgPrice: the volume-weighted price of the last `mins` minutes (the last price when
+    nothing traded in them), truncated to 8 decimals, and the time of the last trade."""
+    if totals is not None and totals[1] > 0:
+        quote, volume = totals  # ticks x lots over lots: ticks
+        price = fmt_e8(quote * wire.spec.tick_e8 // volume)
+    else:
+        price = wire.price(last.price if last else 0)
+    return {"mins": mins, "price": price, "closeTime": last.time if last else 0}
