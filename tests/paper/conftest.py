@@ -33,16 +33,29 @@ class ManualClock:
         self.now += ms
 
 
+API_KEY, SECRET = "paper-api-key", "paper-secret"  # the default paper account
+
+
 def make_binance(url: str, **extra: Any) -> ccxt.binance:
     # timeout_on_exit: ccxt sleeps 250 ms in close() by default, for TLS sockets we do not have here.
     return ccxt.binance(ccxt_config(url, enableRateLimit=False, timeout_on_exit=0, **extra))
 
 
+def make_trader(url: str, clock: ManualClock | None = None, **extra: Any) -> ccxt.binance:
+    """A ccxt binance signed with the default paper account's key; with `clock`, its request timestamps are
+    that clock's (a client in sync with a test-driven exchange)."""
+    client = make_binance(url, apiKey=API_KEY, secret=SECRET, **extra)
+    if clock is not None:
+        client.nonce = clock  # ccxt stamps signed requests with self.nonce()
+    return client
+
+
 @contextlib.asynccontextmanager
 async def running(clock: ManualClock | None = None, **config: Any) -> AsyncIterator[tuple[PaperExchange, ccxt.binance]]:
-    """A paper exchange on a free port and a ccxt client for it, both closed on exit."""
+    """A paper exchange on a free port and a ccxt client for it (signed with the default account's key and
+    stamped by `clock` when one is given), both closed on exit."""
     async with PaperExchange(PaperConfig(port=0, **{"seed": SEED, **config}), clock=clock) as paper:
-        client = make_binance(paper.url)
+        client = make_trader(paper.url, clock)
         try:
             yield paper, client
         finally:

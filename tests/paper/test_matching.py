@@ -2,131 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from decimal import Decimal
-
 import ccxt.async_support as ccxt
 import pytest
 
-from aiotrade.paper.errors import BinanceError
-from aiotrade.paper.matching import MatchingEngine, SymbolFilters
-
-D = Decimal
-T0 = 1_700_000_000_000  # a round 10 s boundary: 1_700_000_000_000 % 10_000 == 0
-
-BTCUSDT = SymbolFilters(
-    symbol="BTCUSDT",
-    base_asset="BTC",
-    quote_asset="USDT",
-    tick_size=D("0.01"),
-    min_price=D("0.01"),
-    max_price=D("1000000"),
-    step_size=D("0.00001"),
-    min_qty=D("0.00001"),
-    max_qty=D("9000"),
-    min_notional=D("5"),
-    market_max_qty=D("100"),
-)
-# Binance's ETHBTC: tick × step has 9 decimals, one more than BTC's precision
-ETHBTC = SymbolFilters(
-    symbol="ETHBTC",
-    base_asset="ETH",
-    quote_asset="BTC",
-    tick_size=D("0.00001"),
-    min_price=D("0.00001"),
-    max_price=D("1000"),
-    step_size=D("0.0001"),
-    min_qty=D("0.0001"),
-    max_qty=D("100000"),
-    min_notional=D("0.0001"),
-)
-
-LIMIT = {"side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1", "price": "29000"}
-MARKET = {"side": "BUY", "type": "MARKET", "quantity": "0.1"}
-MANDATORY = "Mandatory parameter '{}' was not sent, was empty/null, or malformed."
-ILLEGAL = "Illegal characters found in parameter '{}'; legal range is '{}'."
-
-
-def levels(*pairs: tuple[str, str]) -> list[tuple[Decimal, Decimal]]:
-    return [(D(price), D(qty)) for price, qty in pairs]
-
-
-@dataclass
-class FakeMarket:
-    """A fixed book per symbol and a traded range the test sets; records the ranges asked for."""
-
-    books: dict[str, tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]] = field(
-        default_factory=lambda: {
-            "BTCUSDT": (
-                levels(("29990", "0.5"), ("29980", "1"), ("29970", "2")),
-                levels(("30000", "0.5"), ("30010", "1"), ("30020", "2")),
-            ),
-            "ETHBTC": (levels(("0.05000", "10")), levels(("0.05200", "10"))),
-        }
-    )
-    range: tuple[Decimal, Decimal] | None = None
-    range_calls: list[tuple[str, int, int]] = field(default_factory=list)
-    last: Decimal | None = D("29995")
-
-    def book(self, symbol: str, now_ms: int, depth: int) -> tuple[list, list]:
-        bids, asks = self.books[symbol]
-        return bids[:depth], asks[:depth]
-
-    def price_range(self, symbol: str, start_ms: int, end_ms: int) -> tuple[Decimal, Decimal] | None:
-        self.range_calls.append((symbol, start_ms, end_ms))
-        return self.range
-
-    def last_price(self, symbol: str, now_ms: int) -> Decimal | None:
-        return self.last
-
-    def filters(self, symbol: str) -> SymbolFilters | None:
-        return {"BTCUSDT": BTCUSDT, "ETHBTC": ETHBTC}.get(symbol)
-
-
-@dataclass
-class Clock:
-    now: int = T0
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@dataclass
-class Paper:
-    engine: MatchingEngine
-    market: FakeMarket
-    clock: Clock
-
-    def balance(self, asset: str, key: str = "alice") -> tuple[str, str]:
-        rows = {row["asset"]: row for row in self.engine.account(key)["balances"]}
-        return rows[asset]["free"], rows[asset]["locked"]
-
-    def place(self, key: str = "alice", **params: str) -> dict:
-        return self.engine.place(key, {"symbol": "BTCUSDT", **params})
-
-    def cross(self, low: str, high: str, after_ms: int = 1_000) -> None:
-        """Let time pass during which the market traded between `low` and `high`."""
-        self.market.range = (D(low), D(high))
-        self.clock.now += after_ms
-
-
-def make_paper(**engine_options: object) -> Paper:
-    market, clock = FakeMarket(), Clock()
-    engine = MatchingEngine(market, clock=clock, **engine_options)  # type: ignore[arg-type]
-    engine.open_account("alice", {"USDT": D("100000"), "BTC": D("2")})
-    engine.open_account("bob", {"USDT": D("100000"), "BTC": D("10"), "ETH": D("5")})
-    return Paper(engine, market, clock)
+from tests.paper.engine import BTCUSDT, ILLEGAL, LIMIT, MANDATORY, MARKET, T0, Paper, make_paper, refused
 
 
 @pytest.fixture
 def paper() -> Paper:
     return make_paper()
-
-
-def refused(call, *args, **kwargs) -> BinanceError:
-    with pytest.raises(BinanceError) as caught:
-        call(*args, **kwargs)
-    return caught.value
 
 
 # -- market orders ----------------------------------------------------------------------------------
@@ -267,7 +151,7 @@ def test_fok_fills_entirely_or_expires_with_nothing(paper: Paper) -> None:
     assert (order["status"], order["executedQty"]) == ("FILLED", "0.40000000")
 
 
-def test_limit_maker_that_would_take_is_rejected(paper: Paper) -> None:
+def test_limit_maker_that_would_take_is_refused_with_2010(paper: Paper) -> None:
     error = refused(paper.place, side="BUY", type="LIMIT_MAKER", quantity="0.1", price="30000")
     assert (error.status, error.code, error.msg) == (400, -2010, "Order would immediately match and take.")
     assert paper.engine.ledger() == []
