@@ -16,7 +16,7 @@ from aiotrade.app import create_app
 from aiotrade.config import AccountConfig, OrdersConfig, RateLimitConfig, Settings, VenueConfig
 from aiotrade.paper.config import FaultConfig, PaperConfig
 from aiotrade.paper.server import PaperExchange
-from aiotrade.services.orders import client_id_for_key
+from aiotrade.services.orders.keys import client_id_for_key
 from bench.common import api_args, api_env, free_port, paper_args, paper_env, process, summary
 
 ORDERS = "/api/v1/accounts/paper/orders"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -15,20 +12,23 @@ from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import health, live_stream, market, orders, portfolio, risk
 from aiotrade.config import Settings
-from aiotrade.errors import DomainError
+from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.jobs import runner
+from aiotrade.jobs.equity import record_and_monitor
+from aiotrade.jobs.warmup import warm_up
 from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.services import live
-from aiotrade.services import orders as order_service
-from aiotrade.services.live_hub import LiveHub
+from aiotrade.services.orders.reconciliation import reconcile
+from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.gate import GateStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
+from aiotrade.stream.hub import LiveHub
 
 log = logging.getLogger(__name__)
-
-WARM_UP_RETRY_S = (0.5, 1, 2, 5, 10, 30)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,12 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate(engine)
             sessions = make_sessions(engine)
             store = OrderStore(sessions)
+            risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
-            policy = order_policy(settings)
+            gateway = ExchangeGateway(pool)
+            gate = RiskGate(gateway, risk_store, GateStore(sessions))
             # Entered after the pool, so it closes (and stops computing) before the pool does.
             app.state.live_hub = await stack.enter_async_context(
                 LiveHub(
-                    lambda account: live.get_live_portfolio_snapshot(pool, store, account),
+                    lambda account: live.get_live_portfolio_snapshot(gateway, store, account),
                     accounts=settings.accounts.keys(),
                     default_account=settings.default_account if settings.accounts else None,
                     interval_s=settings.live_interval_s,
@@ -64,29 +66,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             app.state.settings = settings
             app.state.pool = pool
+            app.state.gateway = gateway
+            app.state.gate = gate
             app.state.store = store
-            risk_store = RiskStore(sessions)
             app.state.risk_store = risk_store
             app.state.portfolio_store = PortfolioStore(sessions)
             app.state.engine = engine
-            app.state.order_policy = policy
             app.state.loop_monitor = LoopMonitor()
             for task in (
-                _background("loop-monitor", app.state.loop_monitor.run, repeat_s=None),
-                _background("warm-up", lambda: _warm_up(pool), repeat_s=None),
-                _background(
+                runner.start("loop-monitor", app.state.loop_monitor.run, repeat_s=None),
+                runner.start("warm-up", lambda: warm_up(gateway), repeat_s=None),
+                runner.start(
                     "reconciler",
-                    lambda: order_service.reconcile(pool, store, policy),
+                    lambda: reconcile(gateway, store, settings.orders),
                     repeat_s=settings.orders.reconcile_interval_s,
                 ),
-                _background("key-purge", store.purge_expired_keys, repeat_s=3600),
-                _background(
+                runner.start("key-purge", store.purge_expired_keys, repeat_s=3600),
+                runner.start(
                     "equity-recorder",
-                    lambda: _record_equity(pool, store, risk_store, settings),
+                    lambda: record_and_monitor(
+                        gateway, risk_store, settings.accounts, interval_s=settings.equity_interval_s
+                    ),
                     repeat_s=settings.equity_interval_s,
                 ),
             ):
-                stack.push_async_callback(_cancel, task)
+                stack.push_async_callback(runner.stop, task)
             yield
 
     app = FastAPI(
@@ -111,68 +115,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portfolio.router)
     app.include_router(live_stream.router)
     return app
-
-
-def order_policy(settings: Settings) -> order_service.OrderPolicy:
-    config = settings.orders
-    return order_service.OrderPolicy(
-        landing_window_ms=config.landing_window_ms,
-        clock_skew_ms=config.clock_skew_ms,
-        max_sends=config.max_sends,
-        key_lease=timedelta(seconds=config.idempotency_lease_s),
-        key_retention=timedelta(hours=config.idempotency_retention_h),
-    )
-
-
-def _background(name: str, job: Callable[[], Awaitable[object]], *, repeat_s: float | None) -> asyncio.Task[None]:
-    """Run ``job`` now and then every ``repeat_s``; a failure is logged, never fatal."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                await job()
-            except Exception:
-                log.exception("background job %s failed", name)
-            if repeat_s is None:
-                return
-            await asyncio.sleep(repeat_s)
-
-    return asyncio.create_task(loop(), name=f"aiotrade-{name}")
-
-
-async def _record_equity(pool: ExchangePool, store: OrderStore, risk_store: RiskStore, settings: Settings) -> None:
-    """Append each account's equity to the history (performance and drawdown limits read it)."""
-    for account in settings.accounts:
-        limits = await risk_store.limits(account)
-        try:
-            snapshot = await live.get_live_portfolio_snapshot(pool, store, account, limits.quote_currency)
-        except DomainError as exc:
-            log.warning("equity of %s not recorded: %s", account, exc.detail)
-            continue
-        if snapshot.total_value is not None:  # a partial valuation would record a false drop
-            await risk_store.record_equity(account, limits.quote_currency, snapshot.total_value)
-
-
-async def _warm_up(pool: ExchangePool) -> None:
-    """Load every venue's markets in the background, so start-up never waits on an exchange."""
-    for venue in pool.venue_names():
-        for delay in (*WARM_UP_RETRY_S, None):
-            try:
-                await pool.markets(venue)
-                break
-            except DomainError as exc:
-                log.warning("markets of %s not loaded yet: %s", venue, exc.detail)
-                if delay is None:
-                    break
-                await asyncio.sleep(delay)
-    # What start-up built (ccxt's tables, the markets, pydantic schemas) lives as long as the process:
-    # keep it out of the cyclic collector's full passes, which otherwise walk it all again and again
-    # and stall the event loop for tens of milliseconds each time.
-    gc.collect()
-    gc.freeze()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -9,6 +9,7 @@ setting fails at start-up with a message that names it.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,18 +111,27 @@ class AccountConfig(BaseModel):
 
 
 class OrdersConfig(BaseModel):
-    """Exactly-once placement and reconciliation."""
+    """Exactly-once placement and reconciliation: how hard we try, and how long we wait before deciding
+    that an order did not land."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # How long after a send the exchange may still accept it. None: the client's recvWindow option
-    # (binance), else 10 s. A look-up that finds nothing only counts after this (plus clock skew).
+    # How long after a send the exchange may still accept it. None: the account client's recvWindow
+    # option (binance), else 10 s. A look-up that finds nothing only counts after this (plus clock skew).
     landing_window_ms: int | None = Field(default=None, ge=100, le=60_000)
     clock_skew_ms: int = Field(default=1_000, ge=0, le=30_000)
     max_sends: int = Field(default=3, ge=1, le=10)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     idempotency_lease_s: float = Field(default=60.0, gt=0)
     idempotency_retention_h: float = Field(default=24.0, ge=24.0)
+
+    @property
+    def key_lease(self) -> timedelta:
+        return timedelta(seconds=self.idempotency_lease_s)
+
+    @property
+    def key_retention(self) -> timedelta:
+        return timedelta(hours=self.idempotency_retention_h)
 
 
 class PaperEmbedConfig(BaseModel):

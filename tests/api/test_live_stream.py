@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from aiotrade.api.routers import live_stream
-from aiotrade.services.live_hub import CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
+from aiotrade.stream.hub import CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
 
 PATH = "/api/v1/portfolio/live/stream"
 

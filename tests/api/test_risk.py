@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from aiotrade.jobs.equity import record_and_monitor
 from tests.api.test_problems import assert_problem
 from tests.support.stack import Stack
 
@@ -111,6 +112,15 @@ async def test_halted_account_refuses_orders_and_resumes(stack: Stack) -> None:
     assert (await stack.api.post(ORDERS, json=buy("0.001"))).status_code == 201
 
 
+async def trading_state(stack: Stack) -> str:
+    return (await stack.api.get("/api/v1/accounts/paper/trading-state")).json()["state"]
+
+
+async def run_monitor(stack: Stack) -> None:
+    """One round of the equity recorder and loss-limit monitor (a background job in the app)."""
+    await record_and_monitor(stack.gateway, stack.app.state.risk_store, ["paper"], interval_s=3600)
+
+
 async def test_daily_loss_limit_moves_to_reducing_where_only_sells_pass(stack: Stack) -> None:
     risk_store = stack.app.state.risk_store
     day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -118,16 +128,24 @@ async def test_daily_loss_limit_moves_to_reducing_where_only_sells_pass(stack: S
     await set_limits(stack, daily_loss_limit="1000")
     codes = await codes_for(stack, buy("0.001"))
     assert "DAILY_LOSS_LIMIT_REACHED" in codes and "REDUCE_ONLY" in codes
-    assert (await stack.api.get("/api/v1/accounts/paper/trading-state")).json()["state"] == "REDUCING"
+    assert await trading_state(stack) == "ACTIVE"  # validation only reads; the monitor moves the state
+    await run_monitor(stack)
+    assert await trading_state(stack) == "REDUCING"
     sell = {"symbol": "BTC/USDT", "side": "sell", "type": "market", "amount": "0.001"}
-    assert "REDUCE_ONLY" not in await codes_for(stack, sell)
+    assert await codes_for(stack, sell) == []  # a sell that reduces exposure passes
+    problem = assert_problem(await stack.api.post(ORDERS, json=buy("0.001")), 422)
+    assert "REDUCE_ONLY" in [e["name"] for e in problem["errors"]]
 
 
 async def test_drawdown_limit_halts(stack: Stack) -> None:
     await stack.app.state.risk_store.record_equity("paper", "USDT", Decimal("10000000"))
     await set_limits(stack, max_drawdown="0.5")
     assert "DRAWDOWN_LIMIT_REACHED" in await codes_for(stack, buy("0.001"))
-    assert (await stack.api.get("/api/v1/accounts/paper/trading-state")).json()["state"] == "HALTED"
+    assert await trading_state(stack) == "ACTIVE"
+    await run_monitor(stack)
+    assert await trading_state(stack) == "HALTED"
+    problem = assert_problem(await stack.api.post(ORDERS, json=buy("0.001")), 422)
+    assert "TRADING_HALTED" in [e["name"] for e in problem["errors"]]
 
 
 async def test_position_size_is_rounded_down_to_the_lot_and_capped(stack: Stack) -> None:

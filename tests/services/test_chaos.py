@@ -22,7 +22,7 @@ from aiotrade.app import create_app
 from aiotrade.config import OrdersConfig
 from aiotrade.paper.config import FaultConfig, PaperConfig
 from aiotrade.paper.server import PaperExchange
-from aiotrade.services.orders import client_id_for_key
+from aiotrade.services.orders.keys import client_id_for_key
 from aiotrade.store.db import make_engine
 from tests.support.stack import stack_settings
 

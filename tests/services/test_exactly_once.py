@@ -6,8 +6,8 @@ and then drops, delays or garbles the answer, or fails before committing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,10 +15,11 @@ import pytest
 
 from aiotrade import errors as domain
 from aiotrade.config import OrdersConfig
-from aiotrade.models.orders import CreateOrderRequest, OrderStatus
+from aiotrade.models.orders import CreateOrderRequest, IllegalTransition, OrderStatus
 from aiotrade.paper.faults import Fault, FaultKind
-from aiotrade.services import orders
-from aiotrade.services.order_state import IllegalTransition
+from aiotrade.services.orders.keys import client_id_for_key
+from aiotrade.services.orders.placement import ReplayedError, place_order
+from aiotrade.services.orders.reconciliation import reconcile
 from tests.support.faults import Scripted, Several
 from tests.support.stack import Stack, running_stack
 
@@ -41,9 +42,11 @@ def placed(stack: Stack, client_order_id: str) -> list[dict]:
 
 
 async def create(stack: Stack, key: str, request: CreateOrderRequest = MARKET_BUY):
-    return await orders.create_order(
-        stack.pool, stack.app.state.store, "paper", request, idempotency_key=key, policy=stack.app.state.order_policy
-    )
+    placed = await place_order(
+        stack.gateway, stack.app.state.store, stack.app.state.gate, stack.settings.orders, "paper", request,
+        idempotency_key=key,
+    )  # fmt: skip
+    return placed.order
 
 
 async def events(stack: Stack, client_order_id: str) -> list[str]:
@@ -115,14 +118,15 @@ async def test_exchange_unreachable_leaves_unknown_then_reconciler_and_retry_set
     with pytest.raises(domain.UpstreamUnavailable) as caught:
         await create(stack, "unreachable-1")
     assert caught.value.order_may_exist is True
-    client_order_id = orders.client_id_for_key("paper", "unreachable-1")
+    client_order_id = client_id_for_key("paper", "unreachable-1")
     row = await stack.app.state.store.get("paper", client_order_id)
     assert row is not None and row.status == OrderStatus.UNKNOWN
     assert len(placed(stack, client_order_id)) == 1
 
     stack.paper.set_faults()  # the exchange answers again
-    policy = orders.OrderPolicy(landing_window_ms=0, clock_skew_ms=0, key_lease=timedelta(0))
-    changed = await orders.reconcile(stack.pool, stack.app.state.store, policy)
+    config = OrdersConfig(landing_window_ms=100, clock_skew_ms=0, idempotency_lease_s=0.001)
+    await asyncio.sleep(0.2)  # past that landing window and lease
+    changed = await reconcile(stack.gateway, stack.app.state.store, config)
     assert changed == 1
     row = await stack.app.state.store.get("paper", client_order_id)
     assert row is not None and row.status == OrderStatus.FILLED
@@ -133,20 +137,36 @@ async def test_exchange_unreachable_leaves_unknown_then_reconciler_and_retry_set
 
 
 async def test_an_explicit_refusal_is_final_and_not_retried(stack: Stack) -> None:
+    # The gate saw enough USDT; by the time our order executes, another client of the same account has
+    # locked it in a resting order. The exchange refuses (-2010): final, stored as the key's answer.
+    last = (await stack.gateway.ticker("paper", "BTC/USDT")).last
+    assert last is not None
+    ours = CreateOrderRequest(
+        symbol="BTC/USDT", side="buy", type="market", amount=(Decimal(60_000) / last).quantize(Decimal("0.00001"))
+    )
+    stack.paper.set_fault_policy(Scripted("POST", "/api/v3/order", [Fault(FaultKind.SLOW, delay_ms=400)]))
     before = stack.paper_requests("/api/v3/order")
-    too_big = CreateOrderRequest(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("100"))
+    placing = asyncio.create_task(create(stack, "refused-1", ours))
+    while stack.paper_requests("/api/v3/order") == before:
+        await asyncio.sleep(0.01)
+    bid = (last * Decimal("0.9")).quantize(Decimal("0.01"))
+    locking = str((Decimal(90_000) / bid).quantize(Decimal("0.00001")))
+    await stack.pool.send_once(
+        "paper", lambda c: c.create_order("BTC/USDT", "limit", "buy", locking, str(bid), {"clientOrderId": "other"})
+    )
     with pytest.raises(domain.InsufficientFunds) as caught:
-        await create(stack, "refused-1", too_big)
+        await placing
     assert caught.value.order_may_exist is False
-    assert stack.paper_requests("/api/v3/order") == before + 1
-    row = await stack.app.state.store.get("paper", orders.client_id_for_key("paper", "refused-1"))
+    assert stack.paper_requests("/api/v3/order") == before + 2  # ours once, the other client's once
+    row = await stack.app.state.store.get("paper", client_id_for_key("paper", "refused-1"))
     assert row is not None and row.status == OrderStatus.REJECTED
-    with pytest.raises(orders.ReplayedError):  # the refusal is the stored answer for that key
-        await create(stack, "refused-1", too_big)
+    with pytest.raises(ReplayedError):  # the refusal is the stored answer for that key
+        await create(stack, "refused-1", ours)
+    assert stack.paper_requests("/api/v3/order") == before + 2
 
 
 async def test_illegal_transition_is_refused_loudly(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     order = await create(stack, "transition-1")
     with pytest.raises(IllegalTransition):
-        await stack.app.state.store.apply("paper", order.id, OrderStatus.OPEN)
+        await stack.app.state.store.transition("paper", order.id, OrderStatus.OPEN)
     assert "illegal order transition FILLED -> OPEN" in caplog.text

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from aiotrade.models.orders import OrderStatus
-from aiotrade.services.order_state import IllegalTransition
+from aiotrade.domain.records import VenueFill
+from aiotrade.models.orders import IllegalTransition, OrderStatus
 from aiotrade.store.db import make_engine, make_sessions, migrate
-from aiotrade.store.orders import ClaimKind, FillRecord, OrderFilter, OrderStore
-from aiotrade.store.tables import OrderRow
+from aiotrade.store.orders import ClaimKind, NewOrder, OrderFilter, OrderStore
 
 LEASE, KEEP = timedelta(seconds=60), timedelta(hours=24)
 
@@ -37,12 +36,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await engine.dispose()
 
 
-def pending(client_order_id: str) -> OrderRow:
-    now = datetime.now(UTC)
-    return OrderRow(
+def pending(client_order_id: str) -> NewOrder:
+    return NewOrder(
         account="paper", venue="paper", client_order_id=client_order_id, symbol="BTC/USDT", side="buy",
-        type="market", amount=Decimal("0.001"), status="PENDING", filled=Decimal(0), cost=Decimal(0),
-        created_at=now, updated_at=now,
+        type="market", time_in_force=None, amount=Decimal("0.001"), quote_amount=None, price=None,
     )  # fmt: skip
 
 
@@ -87,13 +84,16 @@ async def test_key_lifecycle_replay_mismatch_and_takeover(store: OrderStore) -> 
 async def test_transitions_are_checked_and_fills_deduplicated(store: OrderStore) -> None:
     row, inserted = await store.insert_pending(pending("o1"))
     again, inserted_again = await store.insert_pending(pending("o1"))
-    assert inserted and not inserted_again and again.id == row.id  # same client id: the same row
-    await store.apply("paper", "o1", OrderStatus.OPEN, exchange_order_id="77")
+    assert inserted and not inserted_again and again.row_id == row.row_id  # same client id: the same row
+    opened = await store.transition("paper", "o1", OrderStatus.OPEN, event="placed", exchange_order_id="77")
+    assert opened is not None and opened.placed_at is not None  # acknowledged by the exchange now
     with pytest.raises(IllegalTransition):
-        await store.apply("paper", "o1", OrderStatus.PENDING)
-    fill = FillRecord(
-        "t1", "buy", Decimal("50000"), Decimal("0.001"), Decimal("50"), None, None, "taker", datetime.now(UTC)
-    )
+        await store.transition("paper", "o1", OrderStatus.PENDING)
+    assert [e.event for e in await store.audit_trail("paper", "o1")] == ["create_requested", "placed"]
+    fill = VenueFill(
+        "t1", "77", "BTC/USDT", "buy", Decimal("50000"), Decimal("0.001"), Decimal("50"), None, None, "taker",
+        datetime.now(UTC),
+    )  # fmt: skip
     assert await store.record_fills(row, [fill, fill]) == 1
     assert await store.record_fills(row, [fill]) == 0
     assert (await store.find("paper", "77")).client_order_id == "o1"  # by the exchange's id too
@@ -102,7 +102,7 @@ async def test_transitions_are_checked_and_fills_deduplicated(store: OrderStore)
 async def test_history_pages_newest_first_with_filters(store: OrderStore) -> None:
     for i in range(7):
         await store.insert_pending(pending(f"h{i}"))
-    await store.apply("paper", "h3", OrderStatus.FILLED)
+    await store.transition("paper", "h3", OrderStatus.FILLED)
     seen, cursor = [], None
     while True:
         rows, cursor = await store.list("paper", OrderFilter(), cursor=cursor, limit=3)

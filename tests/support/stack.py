@@ -27,6 +27,7 @@ from aiotrade.config import (
     Settings,
     VenueConfig,
 )
+from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.paper.config import PaperConfig
 from aiotrade.paper.server import PaperExchange
@@ -42,6 +43,10 @@ class Stack:
     @property
     def pool(self) -> ExchangePool:
         return self.app.state.pool
+
+    @property
+    def gateway(self) -> ExchangeGateway:
+        return self.app.state.gateway
 
     def paper_requests(self, path: str) -> int:
         """How many requests the paper exchange has seen on ``path``."""

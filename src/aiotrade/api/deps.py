@@ -1,21 +1,30 @@
-"""Dependencies: the shared resources the lifespan opened, reached from a request."""
+"""Dependencies: the shared resources the lifespan opened, and the account a request acts on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 
-from aiotrade.config import Settings
-from aiotrade.exchange.pool import ExchangePool
-from aiotrade.services.orders import OrderPolicy
+from aiotrade.config import OrdersConfig, Settings
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
 
 
-async def get_pool(request: Request) -> ExchangePool:
-    return request.app.state.pool
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """A configured account and its venue, resolved once per request."""
+
+    name: str
+    venue: str
+
+
+async def get_gateway(request: Request) -> ExchangeGateway:
+    return request.app.state.gateway
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,13 +43,44 @@ async def get_portfolio_store(request: Request) -> PortfolioStore:
     return request.app.state.portfolio_store
 
 
-async def get_order_policy(request: Request) -> OrderPolicy:
-    return request.app.state.order_policy
+async def get_gate(request: Request) -> RiskGate:
+    return request.app.state.gate
 
 
-Pool = Annotated[ExchangePool, Depends(get_pool)]
+async def get_orders_config(request: Request) -> OrdersConfig:
+    return request.app.state.settings.orders
+
+
+Gateway = Annotated[ExchangeGateway, Depends(get_gateway)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[OrderStore, Depends(get_store)]
 RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 PortfolioStoreDep = Annotated[PortfolioStore, Depends(get_portfolio_store)]
-OrderPolicyDep = Annotated[OrderPolicy, Depends(get_order_policy)]
+Gate = Annotated[RiskGate, Depends(get_gate)]
+OrdersConfigDep = Annotated[OrdersConfig, Depends(get_orders_config)]
+
+
+def resolve_account(gateway: ExchangeGateway, settings: Settings, name: str | None) -> AccountRef:
+    """The named account (or the default one); an unknown name is a 404."""
+    account = name or settings.default_account
+    return AccountRef(account, gateway.venue_of(account))
+
+
+async def account_from_path(
+    gateway: Gateway,
+    settings: AppSettings,
+    account: Annotated[str, Path(description="A configured account, e.g. `paper`.", max_length=64)],
+) -> AccountRef:
+    return resolve_account(gateway, settings, account)
+
+
+async def account_from_query(
+    gateway: Gateway,
+    settings: AppSettings,
+    account: Annotated[str | None, Query(max_length=64, description="Default: the default account.")] = None,
+) -> AccountRef:
+    return resolve_account(gateway, settings, account)
+
+
+PathAccount = Annotated[AccountRef, Depends(account_from_path)]
+QueryAccount = Annotated[AccountRef, Depends(account_from_query)]

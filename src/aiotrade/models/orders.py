@@ -1,7 +1,9 @@
-"""Order models: the request a client sends and the order it gets back."""
+"""Order models: the request a client sends, the order it gets back, and the order state machine."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -9,6 +11,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from aiotrade.models.common import Dec
+
+log = logging.getLogger(__name__)
 
 MAX_DECIMALS = 18
 MAX_DIGITS = 36
@@ -68,6 +72,35 @@ class OrderStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+# Statuses in which an order may still be (or become) live on the exchange.
+UNSETTLED_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.UNKNOWN})
+
+_S = OrderStatus
+_LIVE = frozenset({_S.OPEN, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED})
+TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
+    _S.PENDING: frozenset({*_LIVE, _S.REJECTED, _S.UNKNOWN}),
+    # UNKNOWN -> PENDING: a retry with the same key found no order once the first send could no
+    # longer land, and sends again under the same client id.
+    _S.UNKNOWN: frozenset({*_LIVE, _S.REJECTED, _S.PENDING}),
+    _S.OPEN: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.PARTIALLY_FILLED: frozenset({_S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.FILLED: frozenset(),
+    _S.CANCELED: frozenset(),
+    _S.REJECTED: frozenset(),
+    _S.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the table does not declare: a bug or an exchange surprise, never silent."""
+
+
+def check_transition(current: OrderStatus, new: OrderStatus, *, order_id: str) -> None:
+    """Raise (and log loudly) unless ``current -> new`` is declared; staying put is always allowed."""
+    if new == current or new in TRANSITIONS[current]:
+        return
+    log.error("illegal order transition %s -> %s for order %s", current, new, order_id)
+    raise IllegalTransition(f"order {order_id}: {current} -> {new} is not a declared transition")
 
 
 class CreateOrderRequest(BaseModel):

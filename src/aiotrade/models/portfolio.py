@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aiotrade.models.common import Dec
 from aiotrade.models.orders import Order, OrderSide
+from aiotrade.quant.allocation import AllocationMethod  # one enum: the methods the maths offers
 
 Weight = Annotated[Decimal, Field(ge=0, le=1)]
 
@@ -21,16 +22,6 @@ class _Frozen(BaseModel):
 
 class _Request(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AllocationMethodName(StrEnum):
-    EQUAL_WEIGHT = "equal_weight"
-    INVERSE_VOLATILITY = "inverse_volatility"
-    MIN_VARIANCE = "min_variance"
-    MAX_SHARPE = "max_sharpe"
-    RISK_PARITY = "risk_parity"
-    HRP = "hrp"
-    SIGNAL_WEIGHTED = "signal_weighted"
 
 
 class Constraints(_Request):
@@ -50,7 +41,7 @@ class Constraints(_Request):
 class AllocationRequest(_Request):
     account: str | None = Field(default=None, max_length=64, description="With save_as_targets.")
     symbols: list[str] = Field(min_length=1, max_length=100)
-    method: AllocationMethodName = AllocationMethodName.EQUAL_WEIGHT
+    method: AllocationMethod = AllocationMethod.EQUAL_WEIGHT
     timeframe: str = Field(default="1d", max_length=8)
     lookback: int = Field(default=180, ge=31, le=5000)
     constraints: Constraints = Constraints()
@@ -69,7 +60,7 @@ class AllocationRequest(_Request):
 
 
 class Allocation(_Frozen):
-    method: AllocationMethodName
+    method: AllocationMethod
     weights: dict[str, Dec]
     cash_weight: Dec
     expected_return: Dec

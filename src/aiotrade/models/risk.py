@@ -1,7 +1,7 @@
 """Risk models: limits, trading state, the gate's verdict, sizing, probabilities, portfolio risk.
 
-Floats computed in `quant/` come back as Decimal quantised to `RATIO_PLACES` decimal places
-(half-even) — ratios, probabilities and returns — or to the market's precision for amounts.
+Floats computed in `quant/` come back as Decimal quantised by `domain/money.py` — ratios,
+probabilities and returns to 8 places, half-even — or to the market's precision for amounts.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aiotrade.models.common import Dec
 from aiotrade.models.orders import CreateOrderRequest, OrderSide, PositiveDecimal
-
-RATIO_PLACES = 8
 
 Fraction = Annotated[Decimal, Field(ge=0, le=1)]
 

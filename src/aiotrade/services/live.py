@@ -10,18 +10,22 @@ at the average. Holdings that did not come from recorded fills have no cost basi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import numpy as np
 
 from aiotrade import errors as domain
-from aiotrade.exchange.pool import ExchangePool
-from aiotrade.models.orders import CreateOrderRequest, OrderSide
+from aiotrade.domain import market_rules
+from aiotrade.domain.funding import funding_need
+from aiotrade.domain.money import money
+from aiotrade.domain.money import ratio as q
+from aiotrade.domain.valuation import Valuation
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.models.orders import CreateOrderRequest
 from aiotrade.models.portfolio import (
     LiveSnapshot,
     LiveTradeCheck,
@@ -31,24 +35,10 @@ from aiotrade.models.portfolio import (
 )
 from aiotrade.quant import risk as qrisk
 from aiotrade.quant.errors import QuantInputError
-from aiotrade.services.convert import balance_section
-from aiotrade.services.risk import q
-from aiotrade.store.orders import OrderStore
+from aiotrade.store.orders import OrderStore, StoredFill
 from aiotrade.store.risk import RiskStore
-from aiotrade.store.tables import FillRow
 
 STALE_AFTER_S = 30.0
-_PLACES = Decimal("0.00000001")
-
-
-@dataclass(frozen=True, slots=True)
-class Valuation:
-    """Prices in the quote currency per asset, with the age of the oldest ticker used for each."""
-
-    prices: dict[str, Decimal]
-    ages: dict[str, float | None]
-    missing: list[str]
-    tickers_failed: bool
 
 
 @dataclass
@@ -65,27 +55,25 @@ class CostLedger:
 
 
 async def get_live_portfolio_snapshot(
-    pool: ExchangePool, store: OrderStore, account: str, quote: str = "USDT"
+    gateway: ExchangeGateway, store: OrderStore, account: str, quote: str = "USDT"
 ) -> LiveSnapshot:
-    balance = await pool.read_private(account, lambda c: c.fetch_balance())
-    total, free, used = (balance_section(balance, k) for k in ("total", "free", "used"))
-    held = [asset for asset, amount in total.items() if amount > 0]
-    valuation = await value_assets(pool, pool.venue_of(account), held, quote)
+    held = await gateway.valued_holdings(account, quote)
+    balances, valuation = held.balances, held.valuation
+    holdings = balances.holdings()
     ledger = cost_ledger(await store.fills(account), quote)
 
     positions: list[Position] = []
-    total_value: Decimal | None = Decimal(0)
     pnl_total, basis_total = Decimal(0), Decimal(0)
-    for asset in sorted(held):
+    for asset in sorted(holdings):
         price = valuation.prices.get(asset)
-        quantity = total[asset]
+        quantity = holdings[asset]
         value = quantity * price if price is not None else None
         average = ledger.average(asset) if asset != quote else None
         basis_qty = min(quantity, ledger.quantity.get(asset, Decimal(0))) if average is not None else None
         pnl = pnl_pct = basis = None
         if average is not None and basis_qty and price is not None:
-            basis = (average * basis_qty).quantize(_PLACES)
-            pnl = ((price - average) * basis_qty).quantize(_PLACES)
+            basis = money(average * basis_qty)
+            pnl = money((price - average) * basis_qty)
             pnl_pct = q(float(pnl / basis)) if basis else None
             pnl_total += pnl
             basis_total += basis
@@ -94,27 +82,27 @@ async def get_live_portfolio_snapshot(
                 asset=asset,
                 symbol=None if asset == quote else f"{asset}/{quote}",
                 quantity=quantity,
-                free=free.get(asset, Decimal(0)),
-                locked=used.get(asset, Decimal(0)),
+                free=balances.free(asset),
+                locked=balances.used(asset),
                 price=price,
-                market_value=value.quantize(_PLACES) if value is not None else None,
-                average_cost=average.quantize(_PLACES) if average is not None else None,
+                market_value=money(value) if value is not None else None,
+                average_cost=money(average) if average is not None else None,
                 cost_basis=basis,
                 unrealized_pnl=pnl,
                 unrealized_pnl_pct=pnl_pct,
             )
         )
-        total_value = total_value + value if total_value is not None and value is not None else None
+    total_value = valuation.total(holdings)
     return LiveSnapshot(
         account=account,
         quote=quote,
-        total_value=total_value.quantize(_PLACES) if total_value is not None else None,
-        available_balance=free.get(quote, Decimal(0)),
+        total_value=money(total_value) if total_value is not None else None,
+        available_balance=balances.free(quote),
         positions=positions,
         total_unrealized_pnl=pnl_total if basis_total else None,
         total_unrealized_pnl_pct=q(float(pnl_total / basis_total)) if basis_total else None,
         timestamp=datetime.now(UTC),
-        market_data_quality=_quality(valuation, held),
+        market_data_quality=_quality(valuation, sorted(holdings)),
     )
 
 
@@ -166,7 +154,7 @@ async def get_portfolio_performance(
         sortino=sortino,
         max_drawdown=drawdown,
         calmar=calmar,
-        realized_pnl=sum(ledger.realized, Decimal(0)).quantize(_PLACES),
+        realized_pnl=money(sum(ledger.realized, Decimal(0))),
         closed_trades=len(ledger.realized),
         win_rate=q(len(wins) / len(ledger.realized)) if ledger.realized else None,
         profit_factor=q(float(sum(wins) / -sum(losses))) if losses else None,
@@ -175,106 +163,43 @@ async def get_portfolio_performance(
 
 
 async def validate_trade_against_balances(
-    pool: ExchangePool, account: str, order: CreateOrderRequest, fee_rate: Decimal = Decimal("0.001")
+    gateway: ExchangeGateway, risk_store: RiskStore, account: str, order: CreateOrderRequest
 ) -> LiveTradeCheck:
-    """Can the account fund this order now? Free balance (net of funds locked in open orders) and fees."""
-    venue = pool.venue_of(account)
-    markets = await pool.markets(venue)
-    market = markets.get(order.symbol)
-    if market is None:
-        raise domain.UnknownSymbol.param("symbol", f"not a market on {venue}: {order.symbol}")
-    balance = await pool.read_private(account, lambda c: c.fetch_balance())
-    free, used = balance_section(balance, "free"), balance_section(balance, "used")
-    if order.side is OrderSide.BUY:
-        asset = market["quote"]
-        if order.quote_amount is not None:
-            notional = order.quote_amount
-        else:
-            price = order.price
-            if price is None:
-                ticker = await pool.read(venue, lambda c: c.fetch_ticker(order.symbol))
-                price = Decimal(str(ticker["last"])) if ticker.get("last") is not None else None
-            if price is None:
-                raise domain.UpstreamUnavailable(f"no price for {order.symbol}: cannot value the order")
-            assert order.amount is not None
-            notional = order.amount * price
-        fee = (notional * fee_rate).quantize(_PLACES)
-        required = notional + fee
+    """Can the account fund this order now? Free balance (net of funds locked in open orders) and fees at
+    the account's ``fee_rate`` — the funding rule the risk gate applies (`domain/funding.py`)."""
+    venue = gateway.venue_of(account)
+    markets = await gateway.require(venue, [order.symbol])
+    market = markets[order.symbol]
+    limits = await risk_store.limits(account)
+    last: Decimal | None = None
+    if order.price is None and order.quote_amount is None:  # a market order by amount: value it at the last price
+        balances, ticker = await asyncio.gather(gateway.balances(account), gateway.ticker(venue, order.symbol))
+        last = ticker.last
     else:
-        asset = market["base"]
-        assert order.amount is not None
-        fee, required = Decimal(0), order.amount  # a sell's fee is taken from the quote it receives
-    available = free.get(asset, Decimal(0))
+        balances = await gateway.balances(account)
+    prepared, _ = market_rules.prepare(market, order, last)
+    notional = market_rules.notional(prepared, last)
+    amount = market_rules.base_amount(prepared, last)
+    if notional is None or amount is None:
+        raise domain.UpstreamUnavailable(f"no price for {order.symbol}: cannot value the order")
+    need = funding_need(market, prepared.side, amount, notional, limits.fee_rate)
+    available = balances.free(need.asset)
+    enough = need.required <= available
     return LiveTradeCheck(
-        valid=required <= available,
-        asset=asset,
-        required=required,
+        valid=enough,
+        asset=need.asset,
+        required=need.required,
         free=available,
-        locked=used.get(asset, Decimal(0)),
-        fee=fee,
-        reason=None if required <= available else f"needs {required} {asset}, {available} free",
+        locked=balances.used(need.asset),
+        fee=need.fee,
+        reason=None if enough else f"needs {need.required} {need.asset}, {available} free",
     )
 
 
-# ----- valuation and cost --------------------------------------------------------------------------
+# ----- cost and quality ----------------------------------------------------------------------------
 
 
-async def value_assets(pool: ExchangePool, venue: str, assets: Iterable[str], quote: str) -> Valuation:
-    """Price each asset in ``quote`` from one concurrent ticker fetch (direct, inverse or via one hop)."""
-    markets = await pool.markets(venue)
-    routes = {asset: _route(asset, quote, markets) for asset in assets if asset != quote}
-    symbols = sorted({symbol for route in routes.values() if route for symbol, _ in route})
-    tickers: Mapping[str, Any] = {}
-    failed = False
-    if symbols:
-        try:
-            tickers = await pool.read(venue, lambda c: c.fetch_tickers(symbols))
-        except domain.DomainError:
-            failed = True
-    now = time.time()
-    prices: dict[str, Decimal] = {quote: Decimal(1)}
-    ages: dict[str, float | None] = {quote: 0.0}
-    missing: list[str] = []
-    for asset, route in routes.items():
-        price: Decimal | None = Decimal(1) if route else None
-        oldest: float | None = 0.0
-        for symbol, inverted in route or []:
-            ticker = tickers.get(symbol) or {}
-            last = ticker.get("last")
-            if last is None or Decimal(str(last)) <= 0:
-                price = None
-                break
-            step = Decimal(str(last))
-            price = price / step if inverted else price * step  # type: ignore[operator]
-            stamp = ticker.get("timestamp")
-            age = now - int(stamp) / 1000 if stamp is not None else None
-            oldest = None if age is None or oldest is None else max(oldest, age)
-        if price is None:
-            missing.append(asset)
-            ages[asset] = None
-        else:
-            prices[asset] = price
-            ages[asset] = oldest
-    return Valuation(prices=prices, ages=ages, missing=missing, tickers_failed=failed)
-
-
-def _route(asset: str, quote: str, markets: Mapping[str, Any]) -> list[tuple[str, bool]] | None:
-    """Symbols to multiply (or divide, when inverted) to turn one ``asset`` into ``quote``."""
-    if f"{asset}/{quote}" in markets:
-        return [(f"{asset}/{quote}", False)]
-    if f"{quote}/{asset}" in markets:
-        return [(f"{quote}/{asset}", True)]
-    for symbol, market in markets.items():
-        if market.get("base") == asset:
-            via = market.get("quote")
-            if f"{via}/{quote}" in markets:  # ETH/BTC × BTC/USDT
-                return [(symbol, False), (f"{via}/{quote}", False)]
-            if f"{quote}/{via}" in markets:  # BNB/USDT ÷ BTC/USDT, valuing in BTC
-                return [(symbol, False), (f"{quote}/{via}", True)]
-    return None
-
-
-def cost_ledger(fills: Sequence[FillRow], quote: str) -> CostLedger:
+def cost_ledger(fills: Sequence[StoredFill], quote: str) -> CostLedger:
     """Weighted average cost per base asset over fills in ``quote``, in time order."""
     ledger = CostLedger()
     for fill in fills:

@@ -1,34 +1,19 @@
 """Market data: markets, tickers, order books, recent trades, OHLCV, exchange status.
 
-Stateless async functions. Each takes the pool and plain arguments, validates what it can without
-I/O (symbol against the loaded markets, timeframe, ranges), then reads through the pool.
+Stateless async functions. Each validates what it can without I/O (symbol against the loaded markets,
+timeframe, ranges), then reads through the gateway, which returns typed records.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
+from aiotrade.domain.candles import CandleSeries
 from aiotrade.errors import InvalidInput, UnknownSymbol
-from aiotrade.exchange.pool import ExchangePool
-from aiotrade.models.market import (
-    Candle,
-    ExchangeStatus,
-    ExchangeSummary,
-    Market,
-    MarketLimits,
-    MarketPrecision,
-    Ohlcv,
-    OrderBook,
-    Ticker,
-    Trade,
-    Trades,
-)
-from aiotrade.services.convert import ms_to_datetime, to_decimal
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.models.market import ExchangeStatus, ExchangeSummary, Market, Ohlcv, OrderBook, Ticker, Trades
 
 MAX_OHLCV_LIMIT = 5000
 MAX_BOOK_LIMIT = 5000
@@ -36,8 +21,8 @@ MAX_TRADES_LIMIT = 1000
 MAX_TICKERS = 100
 
 
-async def list_exchanges(pool: ExchangePool) -> list[ExchangeSummary]:
-    states = [pool.venue_state(name) for name in pool.venue_names()]
+async def list_exchanges(gateway: ExchangeGateway) -> list[ExchangeSummary]:
+    states = [gateway.venue_state(name) for name in gateway.venue_names()]
     return [
         ExchangeSummary(
             name=s.name,
@@ -50,68 +35,45 @@ async def list_exchanges(pool: ExchangePool) -> list[ExchangeSummary]:
     ]
 
 
-async def get_markets(pool: ExchangePool, venue: str) -> list[Market]:
-    markets = await pool.markets(venue)
-    return [_market(m) for m in sorted(markets.values(), key=lambda m: m["symbol"])]
+async def get_markets(gateway: ExchangeGateway, venue: str) -> list[Market]:
+    markets = await gateway.markets(venue)
+    return [markets[symbol] for symbol in sorted(markets)]
 
 
-async def get_ticker(pool: ExchangePool, venue: str, symbol: str) -> Ticker:
-    await require_symbols(pool, venue, [symbol])
-    raw = await pool.read(venue, lambda c: c.fetch_ticker(symbol))
-    return _ticker(venue, raw)
+async def get_ticker(gateway: ExchangeGateway, venue: str, symbol: str) -> Ticker:
+    await gateway.require(venue, [symbol])
+    return await gateway.ticker(venue, symbol)
 
 
-async def get_tickers(pool: ExchangePool, venue: str, symbols: Sequence[str]) -> list[Ticker]:
+async def get_tickers(gateway: ExchangeGateway, venue: str, symbols: Sequence[str]) -> list[Ticker]:
     """Tickers for several symbols in one exchange request where the venue supports it."""
     unique = list(dict.fromkeys(symbols))
     if not unique:
         raise InvalidInput.param("symbols", "at least one symbol is required")
     if len(unique) > MAX_TICKERS:
         raise InvalidInput.param("symbols", f"at most {MAX_TICKERS} symbols per request")
-    await require_symbols(pool, venue, unique)
-    if pool.capabilities(venue).has.get("fetchTickers"):
-        raw = await pool.read(venue, lambda c: c.fetch_tickers(unique))
-        missing = [s for s in unique if s not in raw]
-        if missing:
-            raise UnknownSymbol.param("symbols", f"the exchange returned no ticker for {', '.join(missing)}")
-        return [_ticker(venue, raw[s]) for s in unique]
-    return list(await asyncio.gather(*(get_ticker(pool, venue, s) for s in unique)))
+    await gateway.require(venue, unique)
+    found = await gateway.tickers(venue, unique)
+    missing = [s for s in unique if s not in found]
+    if missing:
+        raise UnknownSymbol.param("symbols", f"the exchange returned no ticker for {', '.join(missing)}")
+    return [found[s] for s in unique]
 
 
-async def get_order_book(pool: ExchangePool, venue: str, symbol: str, limit: int = 100) -> OrderBook:
+async def get_order_book(gateway: ExchangeGateway, venue: str, symbol: str, limit: int = 100) -> OrderBook:
     _in_range("limit", limit, 1, MAX_BOOK_LIMIT)
-    await require_symbols(pool, venue, [symbol])
-    raw = await pool.read(venue, lambda c: c.fetch_order_book(symbol, limit))
-    return OrderBook(
-        exchange=venue,
-        symbol=symbol,
-        timestamp=ms_to_datetime(raw.get("timestamp")),
-        bids=[(Decimal(p), Decimal(a)) for p, a, *_ in raw["bids"][:limit]],
-        asks=[(Decimal(p), Decimal(a)) for p, a, *_ in raw["asks"][:limit]],
-        nonce=raw.get("nonce"),
-    )
+    await gateway.require(venue, [symbol])
+    return await gateway.order_book(venue, symbol, limit)
 
 
-async def get_recent_trades(pool: ExchangePool, venue: str, symbol: str, limit: int = 100) -> Trades:
+async def get_recent_trades(gateway: ExchangeGateway, venue: str, symbol: str, limit: int = 100) -> Trades:
     _in_range("limit", limit, 1, MAX_TRADES_LIMIT)
-    await require_symbols(pool, venue, [symbol])
-    raw = await pool.read(venue, lambda c: c.fetch_trades(symbol, None, limit))
-    trades = [
-        Trade(
-            id=t.get("id"),
-            timestamp=ms_to_datetime(t["timestamp"]),
-            side=t.get("side"),
-            price=t["price"],
-            amount=t["amount"],
-            cost=t.get("cost"),
-        )
-        for t in raw[-limit:]
-    ]
-    return Trades(exchange=venue, symbol=symbol, trades=trades)
+    await gateway.require(venue, [symbol])
+    return await gateway.trades(venue, symbol, limit)
 
 
 async def get_ohlcv(
-    pool: ExchangePool,
+    gateway: ExchangeGateway,
     venue: str,
     symbol: str,
     timeframe: str = "1h",
@@ -123,33 +85,34 @@ async def get_ohlcv(
 
     Past the exchange's per-call limit the range is split into time windows fetched concurrently.
     """
-    rows = await ohlcv_rows(pool, venue, symbol, timeframe, limit=limit, since=since)
-    candles = [
-        Candle(timestamp=ms_to_datetime(ts), open=o, high=h, low=lo, close=c, volume=v if v is not None else 0)
-        for ts, o, h, lo, c, v in rows
-    ]
-    return Ohlcv(exchange=venue, symbol=symbol, timeframe=timeframe, candles=candles)
+    series = await candles(gateway, venue, symbol, timeframe, limit=limit, since=since)
+    return Ohlcv(exchange=venue, symbol=symbol, timeframe=timeframe, candles=series.candles())
 
 
-async def ohlcv_rows(
-    pool: ExchangePool,
+async def candles(
+    gateway: ExchangeGateway,
     venue: str,
     symbol: str,
     timeframe: str,
     *,
     limit: int,
     since: datetime | None = None,
-) -> list[list[Any]]:
-    """ccxt's OHLCV rows ([ms, o, h, l, c, v] as exact strings), validated, paged, deduplicated."""
-    _in_range("limit", limit, 1, MAX_OHLCV_LIMIT)
-    capabilities = pool.capabilities(venue)
+    limit_name: str = "limit",
+    maximum: int = MAX_OHLCV_LIMIT,
+) -> CandleSeries:
+    """A symbol's candles, validated (timeframe, range, symbol) before anything is asked.
+
+    ``limit_name`` is the request field the count came from (e.g. ``lookback``) and ``maximum`` its own
+    bound, so an error names what the client sent.
+    """
+    _in_range(limit_name, limit, 1, maximum)
+    capabilities = gateway.capabilities(venue)
     if timeframe not in capabilities.timeframes:
         raise InvalidInput.param(
             "timeframe", f"{timeframe!r} is not offered; one of {', '.join(sorted(capabilities.timeframes))}"
         )
-    await require_symbols(pool, venue, [symbol])
+    await gateway.require(venue, [symbol])
     step = capabilities.timeframe_ms(timeframe)
-    page = capabilities.ohlcv_page_limit
     if since is None:
         start = (int(time.time() * 1000) // step - (limit - 1)) * step
     else:
@@ -158,98 +121,11 @@ async def ohlcv_rows(
         start = int(since.timestamp() * 1000)
         if start < 0:
             raise InvalidInput.param("since", "must not be before 1970-01-01")
-    windows = [(start + i * page * step, min(page, limit - i * page)) for i in range(-(-limit // page))]
-    pages = await asyncio.gather(
-        *(
-            pool.read(
-                venue,
-                lambda c, w_start=w_start, w_count=w_count: c.fetch_ohlcv(
-                    symbol, timeframe, w_start, w_count, {"until": w_start + w_count * step - 1}
-                ),
-                heavy=w_count > 100,
-            )
-            for w_start, w_count in windows
-        )
-    )
-    rows: dict[int, list[Any]] = {}
-    for rows_of_page in pages:
-        for row in rows_of_page:
-            rows[int(row[0])] = row
-    return [rows[ts] for ts in sorted(rows)][:limit]
+    return await gateway.candles(venue, symbol, timeframe, start_ms=start, limit=limit)
 
 
-async def get_exchange_status(pool: ExchangePool, venue: str) -> ExchangeStatus:
-    raw = await pool.read(venue, lambda c: c.fetch_status())
-    status = raw.get("status") or "unknown"
-    known = {"ok", "maintenance", "shutdown", "error"}
-    return ExchangeStatus(
-        exchange=venue,
-        status=status if status in known else "unknown",
-        updated=ms_to_datetime(raw.get("updated")),
-        eta=ms_to_datetime(raw.get("eta")),
-        checked_at=datetime.now(UTC),
-    )
-
-
-async def require_symbols(pool: ExchangePool, venue: str, symbols: Sequence[str]) -> Mapping[str, Any]:
-    """The venue's markets, after checking every symbol is one of them (no request for unknown ones)."""
-    markets = await pool.markets(venue)
-    unknown = [s for s in symbols if s not in markets]
-    if unknown:
-        name = "symbol" if len(symbols) == 1 else "symbols"
-        raise UnknownSymbol.param(name, f"not a market on {venue}: {', '.join(unknown)}")
-    return markets
-
-
-# ----- conversions from ccxt's unified structures (strings, thanks to number=str) ----------------
-
-
-def _ticker(venue: str, t: Mapping[str, Any]) -> Ticker:
-    return Ticker(
-        exchange=venue,
-        symbol=t["symbol"],
-        timestamp=ms_to_datetime(t.get("timestamp")),
-        last=t.get("last"),
-        bid=t.get("bid"),
-        ask=t.get("ask"),
-        bid_volume=t.get("bidVolume"),
-        ask_volume=t.get("askVolume"),
-        open=t.get("open"),
-        high=t.get("high"),
-        low=t.get("low"),
-        vwap=t.get("vwap"),
-        base_volume=t.get("baseVolume"),
-        quote_volume=t.get("quoteVolume"),
-        change=t.get("change"),
-        percentage=t.get("percentage"),
-    )
-
-
-def _market(m: Mapping[str, Any]) -> Market:
-    limits = m.get("limits") or {}
-    precision = m.get("precision") or {}
-
-    def bound(kind: str, side: str) -> Any:
-        return (limits.get(kind) or {}).get(side)
-
-    return Market(
-        symbol=m["symbol"],
-        base=m["base"],
-        quote=m["quote"],
-        type=m.get("type") or "spot",
-        active=m.get("active"),
-        precision=MarketPrecision(amount=to_decimal(precision.get("amount")), price=to_decimal(precision.get("price"))),
-        limits=MarketLimits(
-            amount_min=to_decimal(bound("amount", "min")),
-            amount_max=to_decimal(bound("amount", "max")),
-            price_min=to_decimal(bound("price", "min")),
-            price_max=to_decimal(bound("price", "max")),
-            cost_min=to_decimal(bound("cost", "min")),
-            cost_max=to_decimal(bound("cost", "max")),
-        ),
-        maker_fee=to_decimal(m.get("maker")),
-        taker_fee=to_decimal(m.get("taker")),
-    )
+async def get_exchange_status(gateway: ExchangeGateway, venue: str) -> ExchangeStatus:
+    return await gateway.status(venue)
 
 
 def _in_range(name: str, value: int, low: int, high: int) -> None:

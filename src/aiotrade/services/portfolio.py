@@ -16,12 +16,17 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
 
 import numpy as np
 
 from aiotrade import errors as domain
-from aiotrade.exchange.pool import ExchangePool
+from aiotrade.config import OrdersConfig
+from aiotrade.domain import market_rules
+from aiotrade.domain.candles import aligned_closes
+from aiotrade.domain.money import RATIO_QUANTUM, money
+from aiotrade.domain.money import ratio as q
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.models.market import Market
 from aiotrade.models.orders import CreateOrderRequest, OrderSide, OrderType
 from aiotrade.models.portfolio import (
     Allocation,
@@ -44,29 +49,33 @@ from aiotrade.quant import allocation as qalloc
 from aiotrade.quant.allocation_errors import AllocationConvergenceError, AllocationInputError
 from aiotrade.quant.allocation_solvers import scale_into_budget_box
 from aiotrade.quant.returns import periods_per_year
-from aiotrade.services import orders as order_service
-from aiotrade.services.convert import truncate_to_lot
-from aiotrade.services.live import value_assets
-from aiotrade.services.market import require_symbols
-from aiotrade.services.risk import aligned_closes, close_series, q
+from aiotrade.services import market as market_data
+from aiotrade.services.orders.placement import place_order
+from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 
-_MONEY = Decimal("0.00000001")  # quote amounts we derive: 8 decimals, as exchanges print them
+MAX_LOOKBACK = 5000
 _DIRECTION = {Direction.LONG: Decimal(1), Direction.SHORT: Decimal(-1), Direction.FLAT: Decimal(0)}
 
 
 async def calculate_allocations(
-    pool: ExchangePool, venue: str, request: AllocationRequest, portfolio_store: PortfolioStore | None = None
+    gateway: ExchangeGateway, venue: str, request: AllocationRequest, portfolio_store: PortfolioStore | None = None
 ) -> Allocation:
     """Weights for the symbols by the chosen method over the lookback; optionally saved as targets."""
-    await require_symbols(pool, venue, request.symbols)
-    if request.timeframe not in pool.capabilities(venue).timeframes:
+    await gateway.require(venue, request.symbols)
+    if request.timeframe not in gateway.capabilities(venue).timeframes:
         raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
     series = await asyncio.gather(
-        *(close_series(pool, venue, s, request.timeframe, limit=request.lookback + 1) for s in request.symbols)
-    )
-    _, closes = aligned_closes(series)
+        *(
+            market_data.candles(
+                gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
+                maximum=MAX_LOOKBACK + 1,
+            )
+            for s in request.symbols
+        )
+    )  # fmt: skip
+    _, closes = aligned_closes(list(series))
     returns = closes[1:] / closes[:-1] - 1.0
     c = request.constraints
     try:
@@ -90,7 +99,7 @@ async def calculate_allocations(
     if request.save_as_targets:
         if portfolio_store is None or request.account is None:
             raise domain.InvalidInput.param("account", "required with save_as_targets")
-        pool.venue_of(request.account)
+        gateway.venue_of(request.account)
         await portfolio_store.set_targets(request.account, weights, source=f"allocation:{request.method.value}")
         saved = True
     return Allocation(
@@ -108,7 +117,7 @@ async def calculate_allocations(
 
 
 async def process_signals(
-    pool: ExchangePool, portfolio_store: PortfolioStore, account: str, request: SignalsRequest
+    gateway: ExchangeGateway, portfolio_store: PortfolioStore, account: str, request: SignalsRequest
 ) -> SignalsOutcome:
     """Fold strategy signals into target weights and store them as the account's targets.
 
@@ -117,8 +126,7 @@ async def process_signals(
     weight. Weights ∝ scores, fitted to the budget (1 − cash buffer) and the per-asset bounds; if the
     bounds cannot absorb the budget, the remainder stays in cash.
     """
-    pool.venue_of(account)
-    await require_symbols(pool, pool.venue_of(account), [s.symbol for s in request.signals])
+    await gateway.require(gateway.venue_of(account), [s.symbol for s in request.signals])
     now = datetime.now(UTC)
     fresh = [s for s in request.signals if s.timestamp.timestamp() + s.ttl_s > now.timestamp()]
     dropped_on_arrival = len(request.signals) - len(fresh)
@@ -168,17 +176,17 @@ async def get_targets(portfolio_store: PortfolioStore, account: str) -> Targets:
 
 
 async def get_portfolio_status(
-    pool: ExchangePool, portfolio_store: PortfolioStore, account: str, quote: str = "USDT"
+    gateway: ExchangeGateway, portfolio_store: PortfolioStore, account: str, quote: str = "USDT"
 ) -> PortfolioStatus:
     """Current weights against targets, drift per asset, cash, and when we last rebalanced."""
     targets, updated, _ = await portfolio_store.targets(account)
-    holdings, valuation, total = await _holdings(pool, account, quote, targets)
+    holdings, valuation, total = await _holdings(gateway, account, quote, targets)
     assets: list[AssetStatus] = []
     for asset in sorted(set(holdings) | {s.split("/")[0] for s in targets}):
         if asset == quote:
             continue
         symbol = f"{asset}/{quote}"
-        value = (holdings.get(asset, Decimal(0)) * valuation[asset]).quantize(_MONEY) if asset in valuation else None
+        value = money(holdings.get(asset, Decimal(0)) * valuation[asset]) if asset in valuation else None
         weight = q(float(value / total)) if value is not None and total else None
         target = targets.get(symbol, Decimal(0))
         assets.append(
@@ -195,7 +203,7 @@ async def get_portfolio_status(
     return PortfolioStatus(
         account=account,
         quote=quote,
-        total_value=total.quantize(_MONEY) if total is not None else None,
+        total_value=money(total) if total is not None else None,
         cash=holdings.get(quote, Decimal(0)),
         assets=assets,
         targets_updated_at=updated,
@@ -205,24 +213,25 @@ async def get_portfolio_status(
 
 
 async def rebalance_portfolio(
-    pool: ExchangePool,
+    gateway: ExchangeGateway,
     order_store: OrderStore,
     portfolio_store: PortfolioStore,
+    gate: RiskGate,
+    config: OrdersConfig,
     account: str,
     request: RebalanceRequest,
     *,
     rebalance_key: str | None = None,
     quote: str = "USDT",
-    policy: order_service.OrderPolicy | None = None,
-    pre_trade_check: order_service.PreTradeCheck | None = None,
 ) -> RebalancePlan:
-    """Plan the trades to reach the targets; with ``execute``, place them (sells first) and report each."""
+    """Plan the trades to reach the targets; with ``execute``, place them (sells first) through the same
+    placement path as any order — the gate, exactly once — and report each."""
     targets, targets_updated, _ = await portfolio_store.targets(account)
     if not targets:
         raise domain.InvalidInput("no targets for this account: POST /portfolio/allocations or /portfolio/signals")
-    venue = pool.venue_of(account)
-    markets = await require_symbols(pool, venue, list(targets))
-    holdings, prices, total = await _holdings(pool, account, quote, targets)
+    venue = gateway.venue_of(account)
+    markets = await gateway.require(venue, list(targets))
+    holdings, prices, total = await _holdings(gateway, account, quote, targets)
     if total is None or total <= 0:
         raise domain.UpstreamUnavailable("the portfolio cannot be valued now (missing prices): no plan is made")
 
@@ -233,7 +242,7 @@ async def rebalance_portfolio(
         account=account,
         plan_id=plan_id,
         quote=quote,
-        total_value=total.quantize(Decimal("0.00000001")),
+        total_value=money(total),
         trades=trades,
         dropped=dropped,
         turnover=q(float(turnover)),
@@ -253,7 +262,7 @@ async def rebalance_portfolio(
     for side in (OrderSide.SELL, OrderSide.BUY):
         batch = [t for t in trades if t.side is side]
         outcomes += await asyncio.gather(
-            *(_execute(pool, order_store, account, t, plan_id, policy, pre_trade_check) for t in batch)
+            *(_execute(gateway, order_store, gate, config, account, t, plan_id) for t in batch)
         )
     executed = plan.model_copy(update={"executed": True, "outcomes": outcomes})
     await portfolio_store.record_rebalance(account, plan_id, True, executed.model_dump(mode="json"))
@@ -261,20 +270,18 @@ async def rebalance_portfolio(
 
 
 async def _execute(
-    pool: ExchangePool,
+    gateway: ExchangeGateway,
     order_store: OrderStore,
+    gate: RiskGate,
+    config: OrdersConfig,
     account: str,
     trade: PlannedTrade,
     plan_id: str,
-    policy: order_service.OrderPolicy | None,
-    pre_trade_check: order_service.PreTradeCheck | None,
 ) -> TradeOutcome:
     request = CreateOrderRequest(symbol=trade.symbol, side=trade.side, type=OrderType.MARKET, amount=trade.amount)
     key = f"rebalance:{plan_id}:{trade.symbol}:{trade.side.value}"
     try:
-        order = await order_service.create_order(
-            pool, order_store, account, request, idempotency_key=key, policy=policy, pre_trade_check=pre_trade_check
-        )
+        placement = await place_order(gateway, order_store, gate, config, account, request, idempotency_key=key)
     except domain.DomainError as error:
         return TradeOutcome(
             symbol=trade.symbol,
@@ -283,7 +290,7 @@ async def _execute(
             error=error.detail,
             order_may_exist=error.order_may_exist,
         )
-    return TradeOutcome(symbol=trade.symbol, side=trade.side, status="placed", order=order)
+    return TradeOutcome(symbol=trade.symbol, side=trade.side, status="placed", order=placement.order)
 
 
 def _plan(
@@ -291,14 +298,14 @@ def _plan(
     holdings: Mapping[str, Decimal],
     prices: Mapping[str, Decimal],
     total: Decimal,
-    markets: Mapping[str, Mapping[str, Any]],
+    markets: Mapping[str, Market],
     request: RebalanceRequest,
     quote: str,
 ) -> tuple[list[PlannedTrade], list[DroppedTrade]]:
     trades: list[PlannedTrade] = []
     dropped: list[DroppedTrade] = []
     for symbol in sorted(targets):
-        base = markets[symbol]["base"]
+        base = markets[symbol].base
         price = prices.get(base)
         if price is None:
             dropped.append(DroppedTrade(symbol=symbol, reason="no price", notional=None))
@@ -311,9 +318,9 @@ def _plan(
         if abs(drift) <= band:
             continue
         side = OrderSide.SELL if drift > 0 else OrderSide.BUY
-        amount = truncate_to_lot(abs(drift) * total / price, markets[symbol])
+        amount = market_rules.truncate_to_lot(abs(drift) * total / price, markets[symbol])
         if side is OrderSide.SELL:
-            amount = min(amount, truncate_to_lot(holdings.get(base, Decimal(0)), markets[symbol]))
+            amount = min(amount, market_rules.truncate_to_lot(holdings.get(base, Decimal(0)), markets[symbol]))
         trades.append(_trade(symbol, side, amount, price, request.fee_rate, weight, target, total))
 
     scale = Decimal(1)
@@ -333,9 +340,9 @@ def _plan(
     fitted: list[PlannedTrade] = []
     for t in trades:
         factor = scale * (buy_scale if t.side is OrderSide.BUY else Decimal(1))
-        amount = truncate_to_lot(t.amount * factor, markets[t.symbol]) if factor < 1 else t.amount
+        amount = market_rules.truncate_to_lot(t.amount * factor, markets[t.symbol]) if factor < 1 else t.amount
         notional = amount * t.price
-        reason = _below_minimum(markets[t.symbol], amount, notional)
+        reason = _untradable(markets[t.symbol], amount, notional)
         if reason:
             dropped.append(DroppedTrade(symbol=t.symbol, reason=reason, notional=notional))
             continue
@@ -356,7 +363,7 @@ def _trade(
     target: Decimal,
     total: Decimal,
 ) -> PlannedTrade:
-    notional = (amount * price).quantize(_MONEY)
+    notional = money(amount * price)
     signed = notional if side is OrderSide.BUY else -notional
     return PlannedTrade(
         symbol=symbol,
@@ -364,42 +371,27 @@ def _trade(
         amount=amount,
         price=price,
         notional=notional,
-        fee=(notional * fee_rate).quantize(Decimal("0.00000001")),
+        fee=money(notional * fee_rate),
         weight_before=q(float(weight)),
         weight_after=q(float(weight + signed / total)),
         target_weight=target,
     )
 
 
-def _below_minimum(market: Mapping[str, Any], amount: Decimal, notional: Decimal) -> str | None:
-    limits = market.get("limits") or {}
-    min_amount = (limits.get("amount") or {}).get("min")
-    min_cost = (limits.get("cost") or {}).get("min")
-    if amount <= 0:
-        return "rounds to zero at the lot step"
-    if min_amount is not None and amount < Decimal(str(min_amount)):
-        return f"amount below the market minimum {min_amount}"
-    if min_cost is not None and notional < Decimal(str(min_cost)):
-        return f"notional below the market minimum {min_cost}"
-    return None
+def _untradable(market: Market, amount: Decimal, notional: Decimal) -> str | None:
+    """Why the market would refuse a trade of this size (the same rules order placement applies)."""
+    breaches = market_rules.size_breaches(market, amount, notional)
+    return "; ".join(f"{b.field}: {b.reason}" for b in breaches) or None
 
 
 async def _holdings(
-    pool: ExchangePool, account: str, quote: str, targets: Mapping[str, Decimal]
+    gateway: ExchangeGateway, account: str, quote: str, targets: Mapping[str, Decimal]
 ) -> tuple[dict[str, Decimal], dict[str, Decimal], Decimal | None]:
     """Total balances, prices in quote, and the portfolio's value (None if anything held is unpriced)."""
-    balance = await pool.read_private(account, lambda c: c.fetch_balance())
-    holdings = {a: Decimal(str(v)) for a, v in (balance.get("total") or {}).items() if v is not None and v != 0}
-    assets = set(holdings) | {s.split("/")[0] for s in targets}
-    valuation = await value_assets(pool, pool.venue_of(account), assets, quote)
-    total: Decimal | None = Decimal(0)
-    for asset, amount in holdings.items():
-        price = valuation.prices.get(asset)
-        if price is None:
-            total = None
-            break
-        total += amount * price
-    return holdings, valuation.prices, total
+    markets = await gateway.markets(gateway.venue_of(account))
+    wanted = [markets[s].base for s in targets if s in markets]
+    held = await gateway.valued_holdings(account, quote, also_value=wanted)
+    return held.balances.holdings(), held.valuation.prices, held.total
 
 
 def _weights_from_scores(scores: Mapping[str, Decimal], constraints: Constraints) -> dict[str, Decimal]:
@@ -414,9 +406,7 @@ def _weights_from_scores(scores: Mapping[str, Decimal], constraints: Constraints
     fitted = scale_into_budget_box(raw / raw.sum(), lo, hi, budget)
     if fitted is None:  # the bounds cannot absorb the budget: the rest stays in cash
         fitted = hi if hi.sum() < budget else np.minimum(hi, np.maximum(lo, budget * raw / raw.sum()))
-    weights = {
-        s: q(w).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN) for s, w in zip(symbols, fitted, strict=True)
-    }
+    weights = {s: q(w).quantize(RATIO_QUANTUM, rounding=ROUND_DOWN) for s, w in zip(symbols, fitted, strict=True)}
     return {s: w for s, w in weights.items() if w > 0}
 
 

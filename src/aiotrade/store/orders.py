@@ -1,7 +1,9 @@
 """Order persistence: orders, fills, idempotency keys and the audit log, in short transactions.
 
-Every method opens and commits its own transaction: the order service needs its PENDING row
-committed *before* the request leaves, so that a crash at any later point leaves a trace to resolve.
+Every method opens and commits its own transaction. A status change and its audit record are written
+in one (`transition`), and so are a key's completion and the order's final state: a crash between any
+two commits leaves a state with its audit, never one without. The PENDING row itself is written by the
+risk gate's critical section (`store/gate.py`), before the request leaves.
 """
 
 from __future__ import annotations
@@ -9,20 +11,27 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aiotrade.models.orders import OrderStatus
-from aiotrade.services.order_state import check_transition
+from aiotrade.context import current_caller
+from aiotrade.domain.records import VenueFill
+from aiotrade.models.orders import UNSETTLED_STATUSES, Fee, Order, OrderStatus, check_transition
 from aiotrade.store.tables import AuditRow, FillRow, IdempotencyKeyRow, OrderRow
+
+_LIVE_AFTER_PLACEMENT = frozenset(
+    {OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+)
 
 
 class ClaimKind(StrEnum):
@@ -40,11 +49,96 @@ class Claim:
     response_status: int | None = None
     response_body: dict[str, Any] | None = None
     owner: str | None = None  # the lease holder's token (NEW and TAKEOVER only)
+    locked_until: datetime | None = None  # IN_FLIGHT: when the holder's lease runs out
 
 
 @dataclass(frozen=True, slots=True)
-class FillRecord:
+class KeyCompletion:
+    """The first response to store for an idempotency key, written with the order's transition."""
+
+    key: str
+    owner: str
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order about to be recorded as PENDING."""
+
+    account: str
+    venue: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str | None
+    amount: Decimal | None
+    quote_amount: Decimal | None
+    price: Decimal | None
+    reference_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order as the store holds it."""
+
+    row_id: int
+    account: str
+    venue: str
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str | None
+    amount: Decimal | None
+    quote_amount: Decimal | None
+    price: Decimal | None
+    status: OrderStatus
+    filled: Decimal
+    average_price: Decimal | None
+    cost: Decimal
+    fee_cost: Decimal | None
+    fee_currency: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    placed_at: datetime | None
+    exchange_updated_at: datetime | None
+    reference_price: Decimal | None
+
+    def as_order(self) -> Order:
+        fee = Fee(cost=self.fee_cost, currency=self.fee_currency) if self.fee_cost is not None else None
+        return Order(
+            id=self.client_order_id,
+            exchange_order_id=self.exchange_order_id,
+            account=self.account,
+            venue=self.venue,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            time_in_force=self.time_in_force,
+            amount=self.amount,
+            quote_amount=self.quote_amount,
+            price=self.price,
+            status=self.status,
+            filled=self.filled,
+            remaining=self.amount - self.filled if self.amount is not None else None,
+            average_price=self.average_price,
+            cost=self.cost,
+            fee=fee,
+            error=self.error,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFill:
     trade_id: str
+    client_order_id: str | None
+    symbol: str
     side: str
     price: Decimal
     amount: Decimal
@@ -53,6 +147,16 @@ class FillRecord:
     fee_currency: str | None
     taker_or_maker: str | None
     executed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: datetime
+    client_order_id: str | None
+    event: str
+    detail: dict[str, Any]
+    request_id: str | None
+    api_key_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +216,7 @@ class OrderStore:
             if row.state == "completed":
                 return Claim(ClaimKind.REPLAY, row.client_order_id, row.response_status, row.response_body)
             if row.locked_until > now:
-                return Claim(ClaimKind.IN_FLIGHT, row.client_order_id)
+                return Claim(ClaimKind.IN_FLIGHT, row.client_order_id, locked_until=row.locked_until)
             # The lease lapsed (a crash, or an outcome we could not settle): take it over.
             row.locked_until = now + lease
             row.owner = owner
@@ -123,37 +227,24 @@ class OrderStore:
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(IdempotencyKeyRow)
-                .where(*self._held(account, key, owner))
+                .where(*_held(account, key, owner))
                 .values(locked_until=datetime.now(UTC) + lease)
             )
             return bool(result.rowcount)
 
     async def complete_key(self, account: str, key: str, *, owner: str, status: int, body: dict[str, Any]) -> None:
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(IdempotencyKeyRow)
-                .where(*self._held(account, key, owner))
-                .values(state="completed", response_status=status, response_body=body)
-            )
+            await _complete(session, account, KeyCompletion(key, owner, status, body))
 
     async def release_key(self, account: str, key: str, *, owner: str, forget: bool = False) -> None:
         """Let the next request with this key proceed now: deleted when nothing was sent, else unlocked.
         Only the lease holder can: a request whose lease was taken over changes nothing."""
         async with self._sessions.begin() as session:
-            where = self._held(account, key, owner)
+            where = _held(account, key, owner)
             if forget:
                 await session.execute(delete(IdempotencyKeyRow).where(*where))
             else:
                 await session.execute(update(IdempotencyKeyRow).where(*where).values(locked_until=datetime.now(UTC)))
-
-    @staticmethod
-    def _held(account: str, key: str, owner: str) -> tuple[Any, ...]:
-        return (
-            IdempotencyKeyRow.account == account,
-            IdempotencyKeyRow.key == key,
-            IdempotencyKeyRow.owner == owner,
-            IdempotencyKeyRow.state == "in_flight",
-        )
 
     async def purge_expired_keys(self) -> int:
         async with self._sessions.begin() as session:
@@ -164,28 +255,17 @@ class OrderStore:
 
     # ----- orders ----------------------------------------------------------------------------------
 
-    async def insert_pending(self, row: OrderRow) -> tuple[OrderRow, bool]:
-        """Record the order as PENDING: (the row, True); if the client id is already recorded,
-        (that row, False) — an earlier attempt got this far and may have sent it."""
-        try:
-            async with self._sessions.begin() as session:
-                session.add(row)
-            return row, True
-        except IntegrityError:
-            existing = await self.get(row.account, row.client_order_id)
-            assert existing is not None
-            return existing, False
-
-    async def get(self, account: str, client_order_id: str) -> OrderRow | None:
+    async def get(self, account: str, client_order_id: str) -> StoredOrder | None:
         async with self._sessions() as session:
-            return await session.scalar(
+            row = await session.scalar(
                 select(OrderRow).where(OrderRow.account == account, OrderRow.client_order_id == client_order_id)
             )
+        return stored(row) if row is not None else None
 
-    async def find(self, account: str, order_id: str) -> OrderRow | None:
+    async def find(self, account: str, order_id: str) -> StoredOrder | None:
         """By our client id or, failing that, by the exchange's order id."""
         async with self._sessions() as session:
-            return await session.scalar(
+            row = await session.scalar(
                 select(OrderRow)
                 .where(
                     OrderRow.account == account,
@@ -194,20 +274,44 @@ class OrderStore:
                 .order_by(OrderRow.client_order_id != order_id)
                 .limit(1)
             )
+        return stored(row) if row is not None else None
 
-    async def apply(
+    async def insert_pending(
+        self, order: NewOrder, *, events: Sequence[tuple[str, dict[str, Any]]] = (("create_requested", {}),)
+    ) -> tuple[StoredOrder, bool]:
+        """Record the order as PENDING with its audit: (the order, True); if the client id is already
+        recorded, (that order, False) — an earlier attempt got this far and may have sent it.
+
+        Placement goes through the gate's critical section instead (`store/gate.py`), which writes the
+        same row; this is for callers that have already been admitted."""
+        try:
+            async with self._sessions.begin() as session:
+                row = add_pending(session, order, events=events)
+            return stored(row), True
+        except IntegrityError:
+            existing = await self.get(order.account, order.client_order_id)
+            assert existing is not None
+            return existing, False
+
+    async def transition(
         self,
         account: str,
         client_order_id: str,
         status: OrderStatus,
         *,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
         unless_changed_since: datetime | None = None,
+        complete_key: Callable[[StoredOrder], KeyCompletion] | None = None,
+        fills: Sequence[VenueFill] = (),
         **fields: Any,
-    ) -> OrderRow | None:
-        """Move an order to ``status`` (checked against the transition table) and set ``fields``.
+    ) -> StoredOrder | None:
+        """Move an order to ``status`` (checked against the transition table), set ``fields``, and write
+        the audit ``event``, the ``fills`` not recorded before and the key's completion (made from the order
+        as it now stands) — all in one transaction.
 
-        With ``unless_changed_since`` (a compare-and-set for the reconciler), nothing happens and None
-        is returned if the row was updated after that instant by someone else.
+        With ``unless_changed_since`` (a compare-and-set for the reconciler), nothing happens and None is
+        returned if the order was updated after that instant by someone else.
         """
         async with self._sessions.begin() as session:
             row = await session.scalar(
@@ -219,16 +323,33 @@ class OrderStore:
                 raise LookupError(f"no order {client_order_id!r} on account {account!r}")
             if unless_changed_since is not None and row.updated_at != unless_changed_since:
                 return None
-            check_transition(OrderStatus(row.status), status, order_id=client_order_id)
+            current = OrderStatus(row.status)
+            check_transition(current, status, order_id=client_order_id)
+            now = datetime.now(UTC)
+            if row.placed_at is None and current in UNSETTLED_STATUSES and status in _LIVE_AFTER_PLACEMENT:
+                row.placed_at = now
             row.status = status.value
             for name, value in fields.items():
                 setattr(row, name, value)
-            row.updated_at = datetime.now(UTC)
-        return row
+            row.updated_at = now
+            if event is not None:
+                session.add(audit_row(account, client_order_id, event, detail or {}))
+            await session.flush()
+            result = stored(row)
+            if fills:
+                await _add_new_fills(session, result, fills)
+            if complete_key is not None:
+                await _complete(session, account, complete_key(result))
+            return result
+
+    async def audit(self, account: str, client_order_id: str | None, event: str, **detail: Any) -> None:
+        """An event that changes no state (a look-up, a cancel request) on the order's trail."""
+        async with self._sessions.begin() as session:
+            session.add(audit_row(account, client_order_id, event, detail))
 
     async def list(
         self, account: str, filters: OrderFilter, *, cursor: str | None, limit: int
-    ) -> tuple[list[OrderRow], str | None]:
+    ) -> tuple[list[StoredOrder], str | None]:
         """Newest first; the cursor is opaque (the last row's id)."""
         query = select(OrderRow).where(OrderRow.account == account)
         if filters.symbol:
@@ -245,9 +366,9 @@ class OrderStore:
         async with self._sessions() as session:
             rows = list((await session.scalars(query)).all())
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-        return rows[:limit], next_cursor
+        return [stored(r) for r in rows[:limit]], next_cursor
 
-    async def unsettled(self, *, older_than: datetime, limit: int = 200) -> Sequence[OrderRow]:
+    async def unsettled(self, *, older_than: datetime, limit: int = 200) -> list[StoredOrder]:
         """Orders the reconciler should look at: PENDING/UNKNOWN past ``older_than``, and live ones —
         never one whose Idempotency-Key is held by a request right now."""
         in_flight = (
@@ -260,79 +381,185 @@ class OrderStore:
             )
             .exists()
         )
-        async with self._sessions() as session:
-            query = (
-                select(OrderRow)
-                .where(
-                    ~in_flight,
-                    or_(
-                        and_(
-                            OrderRow.status.in_([OrderStatus.PENDING.value, OrderStatus.UNKNOWN.value]),
-                            OrderRow.updated_at < older_than,
-                        ),
-                        OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
+        query = (
+            select(OrderRow)
+            .where(
+                ~in_flight,
+                or_(
+                    and_(
+                        OrderRow.status.in_([s.value for s in UNSETTLED_STATUSES]),
+                        OrderRow.updated_at < older_than,
                     ),
-                )
-                .order_by(OrderRow.updated_at)
-                .limit(limit)
+                    OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
+                ),
             )
-            return list((await session.scalars(query)).all())
+            .order_by(OrderRow.updated_at)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [stored(r) for r in (await session.scalars(query)).all()]
 
     # ----- fills and audit -------------------------------------------------------------------------
 
-    async def record_fills(self, order: OrderRow, fills: Iterable[FillRecord]) -> int:
+    async def record_fills(self, order: StoredOrder, fills: Iterable[VenueFill]) -> int:
         """Insert fills not seen before (deduplicated by trade id); returns how many were new."""
-        batch = {fill.trade_id: fill for fill in fills}
-        if not batch:
+        fills = list(fills)
+        if not fills:
             return 0
-        for _ in range(3):  # a concurrent reconciler may insert the same fills: look again
-            try:
-                async with self._sessions.begin() as session:
-                    seen = set(
-                        await session.scalars(
-                            select(FillRow.trade_id).where(
-                                FillRow.account == order.account,
-                                FillRow.symbol == order.symbol,
-                                FillRow.trade_id.in_(list(batch)),
-                            )
-                        )
-                    )
-                    new = [fill for trade_id, fill in batch.items() if trade_id not in seen]
-                    session.add_all(
-                        FillRow(order_id=order.id, account=order.account, symbol=order.symbol, **asdict(fill))
-                        for fill in new
-                    )
-                return len(new)
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"could not record fills of order {order.client_order_id}")
+        async with self._sessions.begin() as session:
+            return await _add_new_fills(session, order, fills)
 
-    async def fills(self, account: str, *, symbol: str | None = None) -> list[FillRow]:
-        query = select(FillRow).where(FillRow.account == account)
+    async def fills(self, account: str, *, symbol: str | None = None) -> list[StoredFill]:
+        """Every recorded fill of the account (of one symbol), oldest first."""
+        query = select(FillRow, OrderRow.client_order_id).join(OrderRow, FillRow.order_id == OrderRow.id)
+        query = query.where(FillRow.account == account)
         if symbol:
             query = query.where(FillRow.symbol == symbol)
         async with self._sessions() as session:
-            return list((await session.scalars(query.order_by(FillRow.executed_at, FillRow.id))).all())
+            rows = (await session.execute(query.order_by(FillRow.executed_at, FillRow.id))).all()
+        return [_stored_fill(fill, client_order_id) for fill, client_order_id in rows]
 
-    async def audit(self, account: str, client_order_id: str | None, event: str, **detail: Any) -> None:
-        async with self._sessions.begin() as session:
-            session.add(
-                AuditRow(
-                    account=account,
-                    client_order_id=client_order_id,
-                    event=event,
-                    detail=json.loads(json.dumps(detail, default=str)),
-                )
-            )
-
-    async def audit_trail(self, account: str, client_order_id: str) -> list[AuditRow]:
+    async def audit_trail(self, account: str, client_order_id: str) -> list[AuditEntry]:
         async with self._sessions() as session:
             query = (
                 select(AuditRow)
                 .where(AuditRow.account == account, AuditRow.client_order_id == client_order_id)
                 .order_by(AuditRow.id)
             )
-            return list((await session.scalars(query)).all())
+            rows = (await session.scalars(query)).all()
+        return [AuditEntry(r.at, r.client_order_id, r.event, r.detail, r.request_id, r.api_key_id) for r in rows]
+
+
+# ----- helpers shared with the gate's critical section ---------------------------------------------
+
+
+def add_pending(session: AsyncSession, order: NewOrder, *, events: Sequence[tuple[str, dict[str, Any]]]) -> OrderRow:
+    """Add the PENDING row and its audit events to ``session``'s transaction."""
+    now = datetime.now(UTC)
+    row = OrderRow(
+        account=order.account,
+        venue=order.venue,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        time_in_force=order.time_in_force,
+        amount=order.amount,
+        quote_amount=order.quote_amount,
+        price=order.price,
+        reference_price=order.reference_price,
+        status=OrderStatus.PENDING.value,
+        filled=Decimal(0),
+        cost=Decimal(0),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.add_all(audit_row(order.account, order.client_order_id, event, detail) for event, detail in events)
+    return row
+
+
+def audit_row(account: str, client_order_id: str | None, event: str, detail: dict[str, Any]) -> AuditRow:
+    caller = current_caller()
+    return AuditRow(
+        account=account,
+        client_order_id=client_order_id,
+        event=event,
+        detail=json.loads(json.dumps(detail, default=str)),
+        request_id=caller.request_id,
+        api_key_id=caller.api_key_id,
+    )
+
+
+def stored(row: OrderRow) -> StoredOrder:
+    return StoredOrder(
+        row_id=row.id,
+        account=row.account,
+        venue=row.venue,
+        client_order_id=row.client_order_id,
+        exchange_order_id=row.exchange_order_id,
+        symbol=row.symbol,
+        side=row.side,
+        type=row.type,
+        time_in_force=row.time_in_force,
+        amount=row.amount,
+        quote_amount=row.quote_amount,
+        price=row.price,
+        status=OrderStatus(row.status),
+        filled=row.filled,
+        average_price=row.average_price,
+        cost=row.cost,
+        fee_cost=row.fee_cost,
+        fee_currency=row.fee_currency,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        placed_at=row.placed_at,
+        exchange_updated_at=row.exchange_updated_at,
+        reference_price=row.reference_price,
+    )
+
+
+async def _add_new_fills(session: AsyncSession, order: StoredOrder, fills: Iterable[VenueFill]) -> int:
+    """Insert the fills not recorded before (by trade id); one a concurrent writer recorded is skipped."""
+    rows = [_fill_values(order, fill) for fill in {fill.trade_id: fill for fill in fills}.values()]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(FillRow).values(rows).on_conflict_do_nothing(index_elements=["account", "symbol", "trade_id"])
+    result = await session.execute(statement)
+    return result.rowcount or 0
+
+
+async def _complete(session: AsyncSession, account: str, completion: KeyCompletion) -> None:
+    await session.execute(
+        update(IdempotencyKeyRow)
+        .where(*_held(account, completion.key, completion.owner))
+        .values(state="completed", response_status=completion.status, response_body=completion.body)
+    )
+
+
+def _held(account: str, key: str, owner: str) -> tuple[Any, ...]:
+    return (
+        IdempotencyKeyRow.account == account,
+        IdempotencyKeyRow.key == key,
+        IdempotencyKeyRow.owner == owner,
+        IdempotencyKeyRow.state == "in_flight",
+    )
+
+
+def _fill_values(order: StoredOrder, fill: VenueFill) -> dict[str, Any]:
+    return {
+        "order_id": order.row_id,
+        "account": order.account,
+        "symbol": order.symbol,
+        "trade_id": fill.trade_id,
+        "side": fill.side or order.side,
+        "price": fill.price,
+        "amount": fill.amount,
+        "cost": fill.cost,
+        "fee_cost": fill.fee_cost,
+        "fee_currency": fill.fee_currency,
+        "taker_or_maker": fill.taker_or_maker,
+        "executed_at": fill.executed_at,
+    }
+
+
+def _stored_fill(row: FillRow, client_order_id: str | None) -> StoredFill:
+    return StoredFill(
+        trade_id=row.trade_id,
+        client_order_id=client_order_id,
+        symbol=row.symbol,
+        side=row.side,
+        price=row.price,
+        amount=row.amount,
+        cost=row.cost,
+        fee_cost=row.fee_cost,
+        fee_currency=row.fee_currency,
+        taker_or_maker=row.taker_or_maker,
+        executed_at=row.executed_at,
+    )
 
 
 def encode_cursor(row_id: int) -> str:

@@ -1,15 +1,16 @@
-"""Risk state shared by every replica: limits, trading state, equity history, recent submissions."""
+"""Risk state shared by every replica: limits, trading state, equity history and its running peak."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.models.risk import RiskLimits, TradingState, TradingStateView
-from aiotrade.store.tables import EquityRow, OrderRow, RiskLimitsRow, TradingStateRow
+from aiotrade.store.tables import EquityPeakRow, EquityRow, RiskLimitsRow, TradingStateRow
 
 
 class RiskStore:
@@ -52,16 +53,41 @@ class RiskStore:
         return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
 
     async def escalate(self, account: str, state: TradingState, reason: str) -> TradingStateView:
-        """Move to ``state`` unless already at it or beyond (HALTED > REDUCING > ACTIVE)."""
-        order = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
-        current = await self.trading_state(account)
-        if order.index(current.state) >= order.index(state):
-            return current
-        return await self.set_trading_state(account, state, reason)
-
-    async def record_equity(self, account: str, quote: str, equity: Decimal, at: datetime | None = None) -> None:
+        """Move to ``state`` unless already at it or beyond (HALTED > REDUCING > ACTIVE), atomically."""
+        severity = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
+        now = datetime.now(UTC)
         async with self._sessions.begin() as session:
-            session.add(EquityRow(account=account, quote=quote, equity=equity, at=at or datetime.now(UTC)))
+            row = await session.get(TradingStateRow, account, with_for_update=True)
+            if row is None:
+                session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
+            elif severity.index(TradingState(row.state)) < severity.index(state):
+                row.state, row.reason, row.changed_at = state.value, reason, now
+            else:
+                return TradingStateView(
+                    account=account, state=TradingState(row.state), reason=row.reason, changed_at=row.changed_at
+                )
+        return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+
+    async def record_equity(
+        self, account: str, quote: str, equity: Decimal, at: datetime | None = None, *, bucket: int | None = None
+    ) -> bool:
+        """Append an equity record and raise the running peak with it, in one transaction.
+
+        ``bucket`` names the recording interval: a second record for the same account and bucket (another
+        replica, a retried job) is refused and False returned.
+        """
+        at = at or datetime.now(UTC)
+        try:
+            async with self._sessions.begin() as session:
+                session.add(EquityRow(account=account, quote=quote, equity=equity, at=at, bucket=bucket))
+                peak = await session.get(EquityPeakRow, (account, quote), with_for_update=True)
+                if peak is None:
+                    session.add(EquityPeakRow(account=account, quote=quote, peak=equity, at=at))
+                elif equity > peak.peak:
+                    peak.peak, peak.at = equity, at
+        except IntegrityError:
+            return False
+        return True
 
     async def first_equity_since(self, account: str, since: datetime) -> Decimal | None:
         async with self._sessions() as session:
@@ -79,16 +105,8 @@ class RiskStore:
         async with self._sessions() as session:
             return [(at, equity) for at, equity in (await session.execute(query.order_by(EquityRow.at))).all()]
 
-    async def peak_equity(self, account: str) -> Decimal | None:
-        # Decimal text does not order numerically in SQL: take the maximum in Python.
-        history = await self.equity_history(account)
-        return max((equity for _, equity in history), default=None)
-
-    async def orders_submitted_since(self, account: str, since: datetime) -> int:
+    async def peak_equity(self, account: str, quote: str) -> Decimal | None:
+        """The highest equity ever recorded for the account in ``quote`` (kept as a running value)."""
         async with self._sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(OrderRow)
-                .where(OrderRow.account == account, OrderRow.created_at >= since)
-            )
-        return int(count or 0)
+            row = await session.get(EquityPeakRow, (account, quote))
+        return row.peak if row is not None else None

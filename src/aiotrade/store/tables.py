@@ -83,6 +83,8 @@ class OrderRow(Base):
         UniqueConstraint("account", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_account_created", "account", "created_at", "id"),
         Index("ix_orders_status", "status"),
+        Index("ix_orders_account_status", "account", "status"),
+        Index("ix_orders_account_placed", "account", "placed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -107,6 +109,11 @@ class OrderRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     exchange_updated_at: Mapped[datetime | None]
+    # When the exchange first acknowledged the order: the risk gate counts orders placed after it read
+    # the account as still in flight (the balances it read cannot reflect them yet).
+    placed_at: Mapped[datetime | None]
+    # The last price the gate valued the order at: what an order still in flight reserves.
+    reference_price: Mapped[Decimal | None]
 
 
 class FillRow(Base):
@@ -157,6 +164,9 @@ class AuditRow(Base):
     client_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The HTTP request and the API key (its id, never the secret) that caused the event, when one did.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class RiskLimitsRow(Base):
@@ -184,13 +194,29 @@ class EquityRow(Base):
     """Account equity in its quote currency over time (recorded in the background)."""
 
     __tablename__ = "equity_history"
-    __table_args__ = (Index("ix_equity_account_at", "account", "at"),)
+    __table_args__ = (
+        Index("ix_equity_account_at", "account", "at"),
+        # One record per account per recording interval, however many replicas try.
+        UniqueConstraint("account", "bucket", name="uq_equity_account_bucket"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
     quote: Mapped[str] = mapped_column(String(16))
     equity: Mapped[Decimal]
+    bucket: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EquityPeakRow(Base):
+    """The highest recorded equity per account and quote, kept with each record (drawdown in O(1))."""
+
+    __tablename__ = "equity_peaks"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quote: Mapped[str] = mapped_column(String(16), primary_key=True)
+    peak: Mapped[Decimal]
+    at: Mapped[datetime]
 
 
 class TargetRow(Base):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from aiotrade.api.deps import Pool
+from aiotrade.api.deps import Gateway
 
 router = APIRouter(tags=["health"])
 
@@ -22,8 +22,8 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: every venue's markets are loaded and the store answers",
     responses={503: {"description": "Not ready; the body says what is missing"}},
 )
-async def readyz(request: Request, pool: Pool) -> JSONResponse:
-    venues = {name: pool.venue_state(name) for name in pool.venue_names()}
+async def readyz(request: Request, gateway: Gateway) -> JSONResponse:
+    venues = {name: gateway.venue_state(name) for name in gateway.venue_names()}
     checks = {f"venue:{name}": "ok" if state.markets_loaded else "markets not loaded" for name, state in venues.items()}
     try:
         async with request.app.state.engine.connect() as connection:

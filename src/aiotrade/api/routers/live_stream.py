@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from aiotrade.services.live_hub import LiveHub
+from aiotrade.stream.hub import LiveHub
 
 router = APIRouter(tags=["portfolio-live"])
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from aiotrade.api.deps import Pool
+from aiotrade.api.deps import Gateway
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.models.market import ExchangeStatus, ExchangeSummary, Market, Ohlcv, OrderBook, Ticker, Trades
 from aiotrade.services import market
@@ -29,60 +29,60 @@ Symbol = Annotated[
 
 
 @router.get("", operation_id="list_exchanges", summary="Configured venues")
-async def list_exchanges(pool: Pool) -> list[ExchangeSummary]:
-    return await market.list_exchanges(pool)
+async def list_exchanges(gateway: Gateway) -> list[ExchangeSummary]:
+    return await market.list_exchanges(gateway)
 
 
 @router.get("/{exchange}/status", operation_id="get_exchange_status", summary="Exchange status")
-async def get_exchange_status(pool: Pool, exchange: Venue) -> ExchangeStatus:
-    return await market.get_exchange_status(pool, exchange)
+async def get_exchange_status(gateway: Gateway, exchange: Venue) -> ExchangeStatus:
+    return await market.get_exchange_status(gateway, exchange)
 
 
 @router.get("/{exchange}/markets", operation_id="list_markets", summary="Markets with precision and limits")
-async def list_markets(pool: Pool, exchange: Venue) -> list[Market]:
-    return await market.get_markets(pool, exchange)
+async def list_markets(gateway: Gateway, exchange: Venue) -> list[Market]:
+    return await market.get_markets(gateway, exchange)
 
 
 @router.get("/{exchange}/ticker", operation_id="get_ticker", summary="Ticker for one symbol")
-async def get_ticker(pool: Pool, exchange: Venue, symbol: Symbol) -> Ticker:
-    return await market.get_ticker(pool, exchange, symbol)
+async def get_ticker(gateway: Gateway, exchange: Venue, symbol: Symbol) -> Ticker:
+    return await market.get_ticker(gateway, exchange, symbol)
 
 
 @router.get("/{exchange}/tickers", operation_id="get_tickers", summary="Tickers for several symbols")
 async def get_tickers(
-    pool: Pool,
+    gateway: Gateway,
     exchange: Venue,
     symbols: Annotated[
         str,
         Query(description="Comma-separated unified symbols, e.g. `BTC/USDT,ETH/USDT`.", max_length=4096),
     ],
 ) -> list[Ticker]:
-    return await market.get_tickers(pool, exchange, [s.strip() for s in symbols.split(",") if s.strip()])
+    return await market.get_tickers(gateway, exchange, [s.strip() for s in symbols.split(",") if s.strip()])
 
 
 @router.get("/{exchange}/orderbook", operation_id="get_order_book", summary="Order book")
 async def get_order_book(
-    pool: Pool,
+    gateway: Gateway,
     exchange: Venue,
     symbol: Symbol,
     limit: Annotated[int, Query(ge=1, le=market.MAX_BOOK_LIMIT, description="Levels per side.")] = 100,
 ) -> OrderBook:
-    return await market.get_order_book(pool, exchange, symbol, limit)
+    return await market.get_order_book(gateway, exchange, symbol, limit)
 
 
 @router.get("/{exchange}/trades", operation_id="get_recent_trades", summary="Recent public trades")
 async def get_recent_trades(
-    pool: Pool,
+    gateway: Gateway,
     exchange: Venue,
     symbol: Symbol,
     limit: Annotated[int, Query(ge=1, le=market.MAX_TRADES_LIMIT)] = 100,
 ) -> Trades:
-    return await market.get_recent_trades(pool, exchange, symbol, limit)
+    return await market.get_recent_trades(gateway, exchange, symbol, limit)
 
 
 @router.get("/{exchange}/ohlcv", operation_id="get_ohlcv", summary="Candles (OHLCV)")
 async def get_ohlcv(
-    pool: Pool,
+    gateway: Gateway,
     exchange: Venue,
     symbol: Symbol,
     timeframe: Annotated[str, Query(max_length=8, description="e.g. `1m`, `1h`, `1d`.")] = "1h",
@@ -93,4 +93,4 @@ async def get_ohlcv(
         datetime | None, Query(description="ISO 8601 with a timezone; default: the latest candles.")
     ] = None,
 ) -> Ohlcv:
-    return await market.get_ohlcv(pool, exchange, symbol, timeframe, limit=limit, since=since)
+    return await market.get_ohlcv(gateway, exchange, symbol, timeframe, limit=limit, since=since)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import AwareDatetime
 
-from aiotrade.api.deps import OrderPolicyDep, Pool, RiskStoreDep, Store
+from aiotrade.api.deps import Gate, Gateway, OrdersConfigDep, PathAccount, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
-from aiotrade.services import orders, risk
+from aiotrade.services.orders import placement, queries
 from aiotrade.store.orders import OrderFilter
 
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
 
-Account = Annotated[str, Path(description="A configured account, e.g. `paper`.", max_length=64)]
 OrderId = Annotated[str, Path(description="Our order id (client order id) or the exchange's.", max_length=128)]
 
 
@@ -27,12 +26,13 @@ OrderId = Annotated[str, Path(description="Our order id (client order id) or the
     responses={409: {"description": "A request with this Idempotency-Key is still in flight"}},
 )
 async def create_order(
-    pool: Pool,
+    gateway: Gateway,
     store: Store,
-    policy: OrderPolicyDep,
-    risk_store: RiskStoreDep,
-    account: Account,
+    gate: Gate,
+    config: OrdersConfigDep,
+    account: PathAccount,
     body: CreateOrderRequest,
+    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -42,19 +42,18 @@ async def create_order(
         ),
     ] = None,
 ) -> Order:
-    async def risk_gate(account: str, order: CreateOrderRequest) -> None:
-        await risk.gate(pool, risk_store, account, order)
-
-    return await orders.create_order(
-        pool, store, account, body, idempotency_key=idempotency_key, policy=policy, pre_trade_check=risk_gate
+    placed = await placement.place_order(
+        gateway, store, gate, config, account.name, body, idempotency_key=idempotency_key
     )
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return placed.order
 
 
 @router.get("", operation_id="list_orders", summary="Order history, newest first (cursor-paginated)")
 async def list_orders(
-    pool: Pool,
     store: Store,
-    account: Account,
+    account: PathAccount,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
     status_: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
     created_from: Annotated[AwareDatetime | None, Query(alias="from", description="ISO 8601 with a zone")] = None,
@@ -62,16 +61,15 @@ async def list_orders(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> OrderPage:
-    pool.venue_of(account)
     filters = OrderFilter(
         symbol=symbol, statuses=tuple(status_ or ()), created_from=created_from, created_to=created_to
     )
-    return await orders.get_order_history(store, account, filters, cursor=cursor, limit=limit)
+    return await queries.get_order_history(store, account.name, filters, cursor=cursor, limit=limit)
 
 
 @router.get("/{order_id}", operation_id="get_order", summary="One order (refreshed from the exchange)")
-async def get_order(pool: Pool, store: Store, account: Account, order_id: OrderId) -> Order:
-    return await orders.get_order(pool, store, account, order_id)
+async def get_order(gateway: Gateway, store: Store, account: PathAccount, order_id: OrderId) -> Order:
+    return await queries.get_order(gateway, store, account.name, order_id)
 
 
 @router.delete(
@@ -80,5 +78,5 @@ async def get_order(pool: Pool, store: Store, account: Account, order_id: OrderI
     summary="Cancel an open order",
     responses={409: {"description": "The order is already closed"}},
 )
-async def cancel_order(pool: Pool, store: Store, account: Account, order_id: OrderId) -> Order:
-    return await orders.cancel_order(pool, store, account, order_id)
+async def cancel_order(gateway: Gateway, store: Store, account: PathAccount, order_id: OrderId) -> Order:
+    return await queries.cancel_order(gateway, store, account.name, order_id)

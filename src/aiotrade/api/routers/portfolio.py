@@ -6,7 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from aiotrade.api.deps import AppSettings, OrderPolicyDep, Pool, PortfolioStoreDep, RiskStoreDep, Store
+from aiotrade.api.deps import (
+    AppSettings,
+    Gate,
+    Gateway,
+    OrdersConfigDep,
+    PortfolioStoreDep,
+    QueryAccount,
+    RiskStoreDep,
+    Store,
+    resolve_account,
+)
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.models.orders import CreateOrderRequest
 from aiotrade.models.portfolio import (
@@ -22,43 +32,39 @@ from aiotrade.models.portfolio import (
     SignalsRequest,
     Targets,
 )
-from aiotrade.services import live, portfolio, risk
+from aiotrade.services import live, portfolio
 
 router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"], responses=PROBLEM_RESPONSES)
 
-AccountQuery = Annotated[str | None, Query(max_length=64, description="Default: the default account.")]
 QuoteQuery = Annotated[str, Query(max_length=16, description="Currency to value the portfolio in.")]
 
 
 @router.post("/allocations", operation_id="calculate_allocations", summary="Allocate weights across symbols")
 async def allocations(
-    pool: Pool, store: PortfolioStoreDep, settings: AppSettings, body: AllocationRequest
+    gateway: Gateway, store: PortfolioStoreDep, settings: AppSettings, body: AllocationRequest
 ) -> Allocation:
-    venue = pool.venue_of(body.account or settings.default_account)
-    return await portfolio.calculate_allocations(pool, venue, body, store)
+    account = resolve_account(gateway, settings, body.account)
+    return await portfolio.calculate_allocations(gateway, account.venue, body, store)
 
 
 @router.post("/signals", operation_id="process_signals", summary="Strategy signals → target weights")
-async def signals(pool: Pool, store: PortfolioStoreDep, settings: AppSettings, body: SignalsRequest) -> SignalsOutcome:
-    return await portfolio.process_signals(pool, store, body.account or settings.default_account, body)
+async def signals(
+    gateway: Gateway, store: PortfolioStoreDep, settings: AppSettings, body: SignalsRequest
+) -> SignalsOutcome:
+    account = resolve_account(gateway, settings, body.account)
+    return await portfolio.process_signals(gateway, store, account.name, body)
 
 
 @router.get("/targets", operation_id="get_targets", summary="The account's target weights")
-async def targets(pool: Pool, store: PortfolioStoreDep, settings: AppSettings, account: AccountQuery = None) -> Targets:
-    account = account or settings.default_account
-    pool.venue_of(account)
-    return await portfolio.get_targets(store, account)
+async def targets(store: PortfolioStoreDep, account: QueryAccount) -> Targets:
+    return await portfolio.get_targets(store, account.name)
 
 
 @router.get("/status", operation_id="get_portfolio_status", summary="Weights against targets, drift, cash")
 async def status(
-    pool: Pool,
-    store: PortfolioStoreDep,
-    settings: AppSettings,
-    account: AccountQuery = None,
-    quote: QuoteQuery = "USDT",
+    gateway: Gateway, store: PortfolioStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> PortfolioStatus:
-    return await portfolio.get_portfolio_status(pool, store, account or settings.default_account, quote)
+    return await portfolio.get_portfolio_status(gateway, store, account.name, quote)
 
 
 @router.post(
@@ -67,11 +73,11 @@ async def status(
     summary="Plan a rebalance (dry run by default) or execute it",
 )
 async def rebalance(
-    pool: Pool,
+    gateway: Gateway,
     order_store: Store,
     store: PortfolioStoreDep,
-    risk_store: RiskStoreDep,
-    policy: OrderPolicyDep,
+    gate: Gate,
+    config: OrdersConfigDep,
     settings: AppSettings,
     body: RebalanceRequest,
     idempotency_key: Annotated[
@@ -79,49 +85,33 @@ async def rebalance(
         Header(alias="Idempotency-Key", max_length=200, description="Names the plan; its orders derive keys from it."),
     ] = None,
 ) -> RebalancePlan:
-    async def risk_gate(account: str, order: CreateOrderRequest) -> None:
-        await risk.gate(pool, risk_store, account, order)
-
+    account = resolve_account(gateway, settings, body.account)
     return await portfolio.rebalance_portfolio(
-        pool,
-        order_store,
-        store,
-        body.account or settings.default_account,
-        body,
-        rebalance_key=idempotency_key,
-        policy=policy,
-        pre_trade_check=risk_gate,
+        gateway, order_store, store, gate, config, account.name, body, rebalance_key=idempotency_key
     )
 
 
 @router.get("/live/snapshot", operation_id="get_live_snapshot", summary="Valued snapshot with unrealized PnL")
 async def live_snapshot(
-    pool: Pool, store: Store, settings: AppSettings, account: AccountQuery = None, quote: QuoteQuery = "USDT"
+    gateway: Gateway, store: Store, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> LiveSnapshotResponse:
-    snapshot = await live.get_live_portfolio_snapshot(pool, store, account or settings.default_account, quote)
+    snapshot = await live.get_live_portfolio_snapshot(gateway, store, account.name, quote)
     return LiveSnapshotResponse(snapshot=snapshot)
 
 
 @router.get("/live/performance", operation_id="get_portfolio_performance", summary="Performance from equity history")
 async def live_performance(
-    pool: Pool,
-    store: Store,
-    risk_store: RiskStoreDep,
-    settings: AppSettings,
-    account: AccountQuery = None,
-    quote: QuoteQuery = "USDT",
+    store: Store, risk_store: RiskStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> Performance:
-    account = account or settings.default_account
-    pool.venue_of(account)
-    return await live.get_portfolio_performance(risk_store, store, account, quote)
+    return await live.get_portfolio_performance(risk_store, store, account.name, quote)
 
 
 @router.post(
     "/live/validate-trade",
     operation_id="validate_trade_live",
-    summary="Can the account fund this order now (free balances, locked funds, fees)?",
+    summary="Can the account fund this order now (free balances, locked funds, fees at the account's fee rate)?",
 )
 async def live_validate(
-    pool: Pool, settings: AppSettings, body: CreateOrderRequest, account: AccountQuery = None
+    gateway: Gateway, risk_store: RiskStoreDep, body: CreateOrderRequest, account: QueryAccount
 ) -> LiveTradeCheck:
-    return await live.validate_trade_against_balances(pool, account or settings.default_account, body)
+    return await live.validate_trade_against_balances(gateway, risk_store, account.name, body)

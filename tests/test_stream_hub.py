@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from aiotrade.errors import DomainError
-from aiotrade.services.live_hub import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
+from aiotrade.stream.hub import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
 
 INTERVAL = 0.02
 

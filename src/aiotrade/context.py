@@ -1,0 +1,32 @@
+"""Who caused what we are doing now: the request id and API key id, carried in a contextvar.
+
+The API sets it for each request; the store writes it on every audit row; logs carry the request id.
+Background jobs run without one (both None).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    request_id: str | None = None
+    api_key_id: str | None = None
+
+
+NOBODY = Caller()
+_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("aiotrade_caller", default=NOBODY)
+
+
+def current_caller() -> Caller:
+    return _caller.get()
+
+
+def set_caller(caller: Caller) -> contextvars.Token[Caller]:
+    return _caller.set(caller)
+
+
+def reset_caller(token: contextvars.Token[Caller]) -> None:
+    _caller.reset(token)

@@ -1,0 +1,1 @@
+"""Rules written once, used by every service: money, conversions, market rules, valuation, funding."""

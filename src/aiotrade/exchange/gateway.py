@@ -1,0 +1,221 @@
+"""The typed calls services make to exchanges: one method per exchange operation, through the pool.
+
+Each method names what it asks for and returns a typed record (see `exchange/records.py`); the pool
+underneath throttles, retries reads and maps errors. Reads of public data may be served from the
+market-data cache; private data (balances, orders, fills) never is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiotrade import errors as domain
+from aiotrade.domain.candles import CandleSeries
+from aiotrade.domain.convert import ms_to_datetime
+from aiotrade.domain.market_rules import PreparedOrder
+from aiotrade.domain.records import VenueFill, VenueOrder
+from aiotrade.domain.valuation import Valuation, pricing_symbols, value_assets
+from aiotrade.exchange import records
+from aiotrade.exchange.pool import ExchangePool, VenueCapabilities, VenueState
+from aiotrade.models.account import Balances
+from aiotrade.models.market import ExchangeStatus, Market, OrderBook, Ticker, Trades
+
+
+@dataclass(frozen=True, slots=True)
+class ValuedHoldings:
+    balances: Balances
+    valuation: Valuation
+    tickers: dict[str, Ticker]
+
+    @property
+    def total(self) -> Decimal | None:
+        """The account's value in the quote currency; None if a holding cannot be priced."""
+        return self.valuation.total(self.balances.holdings())
+
+
+# Candle pages with more rows than this are "heavy": only a few are parsed at once per venue.
+HEAVY_PAGE_ROWS = 100
+
+
+class ExchangeGateway:
+    """Typed access to every configured venue and account, over one `ExchangePool`."""
+
+    def __init__(self, pool: ExchangePool) -> None:
+        self.pool = pool
+        self._markets: dict[str, tuple[int, dict[str, Market]]] = {}
+
+    # ----- venues and accounts ---------------------------------------------------------------------
+
+    def venue_names(self) -> list[str]:
+        return self.pool.venue_names()
+
+    def venue_state(self, venue: str) -> VenueState:
+        return self.pool.venue_state(venue)
+
+    def capabilities(self, venue: str) -> VenueCapabilities:
+        return self.pool.capabilities(venue)
+
+    def venue_of(self, account: str) -> str:
+        return self.pool.venue_of(account)
+
+    def recv_window_ms(self, account: str) -> int | None:
+        return self.pool.recv_window_ms(account)
+
+    # ----- public data -----------------------------------------------------------------------------
+
+    async def markets(self, venue: str) -> Mapping[str, Market]:
+        """The venue's markets as records, converted once per load."""
+        raw = await self.pool.markets(venue)
+        cached = self._markets.get(venue)
+        if cached is None or cached[0] != id(raw):
+            cached = (id(raw), {symbol: records.market(m) for symbol, m in raw.items()})
+            self._markets[venue] = cached
+        return cached[1]
+
+    async def require(self, venue: str, symbols: Sequence[str]) -> Mapping[str, Market]:
+        """The venue's markets, after checking every symbol is one of them (no request for unknown ones)."""
+        markets = await self.markets(venue)
+        unknown = [s for s in symbols if s not in markets]
+        if unknown:
+            name = "symbol" if len(symbols) == 1 else "symbols"
+            raise domain.UnknownSymbol.param(name, f"not a market on {venue}: {', '.join(unknown)}")
+        return markets
+
+    async def ticker(self, venue: str, symbol: str) -> Ticker:
+        raw = await self.pool.read(venue, lambda c: c.fetch_ticker(symbol))
+        return records.ticker(venue, raw)
+
+    async def tickers(self, venue: str, symbols: Sequence[str]) -> dict[str, Ticker]:
+        """Tickers for several symbols, in one request where the venue can; absent ones are left out."""
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            return {}
+        if len(wanted) == 1:
+            return {wanted[0]: await self.ticker(venue, wanted[0])}
+        if not self.capabilities(venue).has.get("fetchTickers"):
+            found = await asyncio.gather(*(self.ticker(venue, s) for s in wanted))
+            return {t.symbol: t for t in found}
+        raw = await self.pool.read(venue, lambda c: c.fetch_tickers(wanted))
+        return {s: records.ticker(venue, raw[s]) for s in wanted if s in raw}
+
+    async def order_book(self, venue: str, symbol: str, limit: int) -> OrderBook:
+        raw = await self.pool.read(venue, lambda c: c.fetch_order_book(symbol, limit))
+        return records.order_book(venue, symbol, raw, limit)
+
+    async def trades(self, venue: str, symbol: str, limit: int) -> Trades:
+        raw = await self.pool.read(venue, lambda c: c.fetch_trades(symbol, None, limit))
+        return records.trades(venue, symbol, raw, limit)
+
+    async def candles(self, venue: str, symbol: str, timeframe: str, *, start_ms: int, limit: int) -> CandleSeries:
+        """``limit`` candles from ``start_ms``, oldest first; pages past the venue's cap are fetched together."""
+        capabilities = self.capabilities(venue)
+        step = capabilities.timeframe_ms(timeframe)
+        page = capabilities.ohlcv_page_limit
+        windows = [(start_ms + i * page * step, min(page, limit - i * page)) for i in range(-(-limit // page))]
+        pages = await asyncio.gather(*(self._candle_page(venue, symbol, timeframe, s, n, step) for s, n in windows))
+        rows = [row for rows_of_page in pages for row in rows_of_page]
+        series = CandleSeries.from_rows(rows)
+        return CandleSeries(series.timestamps[:limit], series.values[:limit])
+
+    async def _candle_page(
+        self, venue: str, symbol: str, timeframe: str, start_ms: int, count: int, step: int
+    ) -> list[list[Any]]:
+        return await self.pool.read(
+            venue,
+            lambda c: c.fetch_ohlcv(symbol, timeframe, start_ms, count, {"until": start_ms + count * step - 1}),
+            heavy=count > HEAVY_PAGE_ROWS,
+        )
+
+    async def status(self, venue: str) -> ExchangeStatus:
+        raw = await self.pool.read(venue, lambda c: c.fetch_status())
+        value = raw.get("status") or "unknown"
+        known = {"ok", "maintenance", "shutdown", "error"}
+        return ExchangeStatus(
+            exchange=venue,
+            status=value if value in known else "unknown",
+            updated=ms_to_datetime(raw.get("updated")),
+            eta=ms_to_datetime(raw.get("eta")),
+            checked_at=datetime.now(UTC),
+        )
+
+    # ----- private data ----------------------------------------------------------------------------
+
+    async def balances(self, account: str) -> Balances:
+        raw = await self.pool.read_private(account, lambda c: c.fetch_balance())
+        return records.balances(account, self.venue_of(account), raw)
+
+    async def valued_holdings(
+        self, account: str, quote: str, *, also_value: Sequence[str] = (), also_price: Sequence[str] = ()
+    ) -> ValuedHoldings:
+        """The account's balances and their valuation in ``quote`` by the one rule (`domain/valuation.py`).
+
+        Prices come from one ticker request for the symbols the holdings (and the assets ``also_value``)
+        need, plus the symbols ``also_price``; if that request fails, the valuation says so and prices
+        nothing — never zero.
+        """
+        venue = self.venue_of(account)
+        balances, markets = await asyncio.gather(self.balances(account), self.markets(venue))
+        held = [*balances.holdings(), *also_value]
+        symbols = sorted(set(pricing_symbols(held, quote, markets)) | set(also_price))
+        failed = False
+        try:
+            tickers = await self.tickers(venue, symbols)
+        except domain.DomainError:
+            tickers, failed = {}, True
+        valuation = value_assets(held, quote, markets, tickers, tickers_failed=failed)
+        return ValuedHoldings(balances=balances, valuation=valuation, tickers=tickers)
+
+    async def open_orders(self, account: str, symbol: str | None = None) -> list[VenueOrder]:
+        """Every open order of the account on the venue (of one symbol, if given) — ours or not."""
+        raw = await self.pool.read_private(
+            account, lambda c: c.fetch_open_orders(symbol, None, None, {"warnOnFetchOpenOrdersWithoutSymbol": False})
+        )
+        return [records.venue_order(o) for o in raw]
+
+    async def find_order(self, account: str, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """The venue's view of an order by client id, or None if it does not know it (a retried read)."""
+        try:
+            raw = await self.pool.read_private(
+                account, lambda c: c.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+            )
+        except domain.OrderNotFound:
+            return None
+        return records.venue_order(raw)
+
+    async def place_order(self, account: str, order: PreparedOrder, client_order_id: str) -> VenueOrder:
+        """Send a new order once (never retried). A failure says whether the order may exist."""
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if order.time_in_force is not None:
+            params["timeInForce"] = order.time_in_force.value
+        if order.quote_amount is not None:
+            params["cost"] = str(order.quote_amount)
+        # Strings, not floats: ccxt formats them with its exact decimal routines.
+        amount = str(order.amount) if order.amount is not None else None
+        price = str(order.price) if order.price is not None else None
+        raw = await self.pool.send_once(
+            account, lambda c: c.create_order(order.symbol, order.type, order.side, amount, price, params)
+        )
+        if not raw.get("id") or raw.get("clientOrderId") not in (None, client_order_id):
+            # ccxt turns a garbled 200 into an empty order: the order may well exist.
+            raise domain.UpstreamBadResponse("unreadable answer to the order request", order_may_exist=True)
+        return records.venue_order(raw)
+
+    async def cancel_order(self, account: str, symbol: str, client_order_id: str) -> None:
+        """Ask the venue to cancel an order by client id, once; `OrderNotFound` if it is not open there."""
+        await self.pool.send_once(account, lambda c: c.cancel_order(None, symbol, {"clientOrderId": client_order_id}))
+
+    async def order_fills(self, account: str, symbol: str, exchange_order_id: str, side: str) -> list[VenueFill]:
+        raw = await self.pool.read_private(
+            account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_order_id})
+        )
+        return [records.venue_fill(t, side=side) for t in raw if t.get("id") is not None]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,63 @@
+"""One order (refreshed from the exchange), order history, and cancellation."""
+
+from __future__ import annotations
+
+from aiotrade import errors as domain
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.models.orders import Order, OrderPage
+from aiotrade.services.orders.settlement import refresh
+from aiotrade.store.orders import OrderFilter, OrderStore, StoredOrder
+
+
+async def get_order(gateway: ExchangeGateway, store: OrderStore, account: str, order_id: str) -> Order:
+    """One order; a live one is refreshed from the exchange first (the stored copy while it is away)."""
+    order = await _known(gateway, store, account, order_id)
+    if order.status.is_terminal:
+        return order.as_order()
+    try:
+        refreshed = await refresh(gateway, store, order)
+    except domain.UpstreamError:
+        return order.as_order()
+    if refreshed is None:
+        raise domain.OrderNotFound(f"the exchange does not know order {order.client_order_id}")
+    return refreshed.as_order()
+
+
+async def get_order_history(
+    store: OrderStore, account: str, filters: OrderFilter, *, cursor: str | None = None, limit: int = 50
+) -> OrderPage:
+    """Orders from the store, newest first (kept in step with the exchange by the reconciler)."""
+    try:
+        orders, next_cursor = await store.list(account, filters, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise domain.InvalidInput.param("cursor", str(exc)) from exc
+    return OrderPage(orders=[o.as_order() for o in orders], next_cursor=next_cursor)
+
+
+async def cancel_order(gateway: ExchangeGateway, store: OrderStore, account: str, order_id: str) -> Order:
+    """Cancel an open order, then report what the exchange says it is now."""
+    order = await _known(gateway, store, account, order_id)
+    if order.status.is_terminal:
+        raise domain.Conflict(f"order {order.client_order_id} is already {order.status}")
+    await store.audit(account, order.client_order_id, "cancel_requested")
+    try:
+        await gateway.cancel_order(account, order.symbol, order.client_order_id)
+    except domain.OrderNotFound:
+        pass  # already gone (filled or cancelled meanwhile): the refresh below tells which
+    except domain.DomainError as error:
+        if error.order_may_exist is False:
+            raise
+        # Cancelling twice is harmless, but the refresh below is the truth either way.
+    refreshed = await refresh(gateway, store, order)
+    if refreshed is None:
+        raise domain.OrderNotFound(f"the exchange does not know order {order.client_order_id}")
+    await store.audit(account, order.client_order_id, "cancel_outcome", status=refreshed.status)
+    return refreshed.as_order()
+
+
+async def _known(gateway: ExchangeGateway, store: OrderStore, account: str, order_id: str) -> StoredOrder:
+    gateway.venue_of(account)  # unknown account -> 404 before the store is asked
+    order = await store.find(account, order_id)
+    if order is None:
+        raise domain.OrderNotFound(f"no order {order_id!r} on account {account!r}")
+    return order

@@ -1,0 +1,62 @@
+"""Reconciliation: settle orders whose outcome we do not know, and keep live ones in step.
+
+Never sends an order: an order the exchange does not have once its send can no longer land (and no
+request holds its key) is marked REJECTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiotrade import errors as domain
+from aiotrade.config import OrdersConfig
+from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.models.orders import UNSETTLED_STATUSES, OrderStatus
+from aiotrade.services.orders.placement import landing_window_ms, settled_horizon
+from aiotrade.services.orders.settlement import adopt, record_fills
+from aiotrade.store.orders import OrderStore, StoredOrder
+
+log = logging.getLogger(__name__)
+
+
+async def reconcile(gateway: ExchangeGateway, store: OrderStore, config: OrdersConfig) -> int:
+    """One pass over the orders that need a look; returns how many changed."""
+    changed = 0
+    now = datetime.now(UTC)
+    candidates = await store.unsettled(older_than=now)
+    for order in candidates:
+        if order.status in UNSETTLED_STATUSES:
+            horizon = settled_horizon(config, landing_window_ms(config, gateway, order.account))
+            if order.updated_at >= now - horizon:
+                continue  # its send may still land, or a request may still resume it
+        try:
+            changed += await _reconcile_one(gateway, store, order)
+        except domain.DomainError as error:
+            log.warning("reconcile of %s failed: %s", order.client_order_id, error.detail)
+        except Exception:  # one bad row must not stop the others from being reconciled
+            log.exception("reconcile of %s failed", order.client_order_id)
+    return changed
+
+
+async def _reconcile_one(gateway: ExchangeGateway, store: OrderStore, order: StoredOrder) -> int:
+    seen = await gateway.find_order(order.account, order.symbol, order.client_order_id)
+    if seen is None:
+        if order.status not in UNSETTLED_STATUSES:
+            return 0
+        detail = "never reached the exchange (settled by the reconciler)"
+        # Compare-and-set: a retry that resumed this order since we read it wins.
+        settled = await store.transition(
+            order.account,
+            order.client_order_id,
+            OrderStatus.REJECTED,
+            event="reconciled_not_found",
+            unless_changed_since=order.updated_at,
+            error=detail,
+        )
+        return 1 if settled is not None else 0
+    event = "reconciled" if seen.status != order.status else None
+    updated = await adopt(store, order, seen, event=event, status=seen.status)
+    if updated.filled > 0 and updated.exchange_order_id:
+        await record_fills(gateway, store, updated)
+    return 1 if event else 0

@@ -1,0 +1,1 @@
+"""The live stream: one computation per account, fanned out to every subscriber."""
