@@ -9,7 +9,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
-from aiotrade.paper.weights import CCXT_COSTS, WeightWindow, request_weight
+from aiotrade.paper.weights import CCXT_COSTS, PRIVATE_CCXT_COSTS, WeightWindow, request_weight
 from tests.paper.conftest import MINUTE, NOW, ManualClock, running
 
 _describe_client = ccxt.binance()  # opens no session: used only for describe() and its cost function
@@ -35,6 +35,7 @@ REQUESTS: list[tuple[str, dict[str, object]]] = [
     ("ticker/price", {"symbols": '["BTCUSDT","ETHUSDT"]'}),
     ("ticker/bookTicker", {"symbol": "BTCUSDT"}),
     ("ticker/bookTicker", {}),
+    ("avgPrice", {"symbol": "BTCUSDT"}),
 ]
 
 
@@ -52,6 +53,16 @@ def test_weight_never_exceeds_five_times_the_ccxt_cost(path: str, params: dict[s
     assert CCXT_COSTS["/api/v3/" + path](query) == ccxt_cost(path, params)
 
 
+@pytest.mark.parametrize(("method", "path"), sorted(PRIVATE_CCXT_COSTS))
+def test_the_signed_endpoints_mirror_ccxts_private_costs_and_stay_within_them(method: str, path: str) -> None:
+    entry = _describe_client.describe()["api"]["private"][method.lower()][path.removeprefix("/api/v3/")]
+    mirror = PRIVATE_CCXT_COSTS[(method, path)]
+
+    assert (mirror.units, mirror.no_symbol) == (entry["cost"], entry.get("noSymbol"))
+    for query in ({"symbol": "BTCUSDT"}, {}):
+        assert 1 <= request_weight(path, query, method) <= mirror(query) * 5
+
+
 def test_weights_are_binances_where_ccxt_allows_them() -> None:
     assert request_weight("/api/v3/exchangeInfo", {}) == 20
     assert request_weight("/api/v3/depth", {"limit": "500"}) == 25
@@ -61,6 +72,9 @@ def test_weights_are_binances_where_ccxt_allows_them() -> None:
     assert request_weight("/api/v3/ticker/24hr", {"symbols": '["A","B"]'}) == 2
     assert request_weight("/api/v3/trades", {}) == 10  # Binance says 25, ccxt pays 2 (= 10)
     assert request_weight("/api/v3/aggTrades", {}) == 2  # Binance says 4, ccxt pays 0.4 (= 2)
+    assert request_weight("/api/v3/avgPrice", {"symbol": "BTCUSDT"}) == 2
+    assert request_weight("/api/v3/openOrderList", {}, "GET") == 6
+    assert request_weight("/api/v3/orderList/oco", {}, "POST") == 1
 
 
 def test_the_window_is_the_utc_minute_and_refusals_are_not_charged() -> None:

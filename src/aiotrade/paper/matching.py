@@ -20,7 +20,6 @@ from decimal import Decimal
 from aiotrade.paper.accounts import Account, OrderCounter, OrderWindow
 from aiotrade.paper.errors import (
     bad_combination,
-    duplicate_order,
     illegal_chars,
     order_does_not_exist,
     order_list_does_not_exist,
@@ -31,13 +30,11 @@ from aiotrade.paper.errors import (
 from aiotrade.paper.matching_book import funds_needed, plan_taking
 from aiotrade.paper.matching_exec import Executor
 from aiotrade.paper.matching_ledger import Ledger
-from aiotrade.paper.matching_lists import OcoRequest, parse_order_list_oco, parse_order_oco
-from aiotrade.paper.matching_orders import Order, OrderList, stop_triggered
+from aiotrade.paper.matching_lists import parse_order_list_oco, parse_order_oco
+from aiotrade.paper.matching_orders import OrderList, stop_triggered
 from aiotrade.paper.matching_params import (
     CLIENT_ID_LEGAL,
     CLIENT_ID_RE,
-    STOP_TYPES,
-    OrderRequest,
     generated_id,
     parse_id,
     parse_limit,
@@ -135,11 +132,11 @@ class MatchingEngine:
                 raise order_rejected(_WOULD_TAKE)
             if request.time_in_force == "FOK" and not complete:
                 fills = []
-        self._check_acceptable(account, [request], now)
+        self._ledger.check_acceptable(account, [request], now)
         need = funds_needed(request, fills, last)
         account.lock(rules.quote_asset if request.side == "BUY" else rules.base_asset, need)
 
-        order = self._new_order(account, request, now, locked=need, filled=fills)
+        order = self._ledger.new_order(account, request, now, locked=need, filled=fills)
         if request.is_stop:
             order.working = False
             self._exec.wait(order)
@@ -316,13 +313,13 @@ class MatchingEngine:
                 bids, asks = self._prices.book(rules.symbol, now, self._book_depth)
                 if plan_taking(leg, asks if leg.side == "BUY" else bids)[0]:
                     raise order_rejected(_WOULD_TAKE)
-        self._check_acceptable(account, list(oco.legs), now, oco)
+        self._ledger.check_acceptable(account, list(oco.legs), now, oco.list_client_order_id)
         reserves = [funds_needed(leg, [], last) for leg in oco.legs]
         locked = max(reserves)
         account.lock(rules.quote_asset if oco.side == "BUY" else rules.base_asset, locked)
 
         list_id = self._ledger.next_list_id()
-        legs = tuple(self._new_order(account, leg, now, locked=ZERO, list_id=list_id) for leg in oco.legs)
+        legs = tuple(self._ledger.new_order(account, leg, now, locked=ZERO, list_id=list_id) for leg in oco.legs)
         for leg, reserve in zip(legs, reserves, strict=True):
             leg.reserve = reserve
             leg.working = not leg.is_stop
@@ -406,73 +403,6 @@ class MatchingEngine:
         chosen = lists[:count] if first_id is not None or start is not None else lists[-count:]
         return [found.summary() for found in chosen]
 
-    # -- checks and bookkeeping -----------------------------------------------------------------------
-
-    def _check_acceptable(
-        self, account: Account, requests: list[OrderRequest], now: int, oco: OcoRequest | None = None
-    ) -> None:
-        """The checks that need the account: open-order filters, the order rate limit, client id reuse."""
-        rules = requests[0].rules
-        symbol = rules.symbol
-        if len(self._ledger.open_of(account.api_key, symbol)) + len(requests) > rules.max_num_orders:
-            raise order_rejected("Filter failure: MAX_NUM_ORDERS")
-        algo = sum(1 for request in requests if request.is_stop)
-        if algo and len(self._ledger.open_of(account.api_key, symbol, _is_algo)) + algo > rules.max_num_algo_orders:
-            raise order_rejected("Filter failure: MAX_NUM_ALGO_ORDERS")
-        account.orders.check(now, len(requests))
-        ids = [request.client_order_id for request in requests if request.client_order_id is not None]
-        if len(set(ids)) < len(ids):
-            raise duplicate_order()
-        for client_id in ids:
-            previous = self._ledger.by_client_id.get((account.api_key, symbol, client_id))
-            if previous is not None and previous.is_open:
-                raise duplicate_order()
-        if oco is not None and oco.list_client_order_id is not None:
-            previous_list = self._ledger.lists_by_client_id.get((account.api_key, oco.list_client_order_id))
-            if previous_list is not None and previous_list.is_live:
-                raise duplicate_order()
-
-    def _new_order(
-        self,
-        account: Account,
-        request: OrderRequest,
-        now: int,
-        *,
-        locked: Decimal,
-        filled: list[tuple[Decimal, Decimal]] | None = None,
-        list_id: int = -1,
-    ) -> Order:
-        """Register an accepted order (it counts against the order rate limit from now on)."""
-        rules = request.rules
-        order_id = self._ledger.next_order_id(rules.symbol)
-        client_id = request.client_order_id or generated_id(f"order/{account.api_key}/{rules.symbol}/{order_id}")
-        quantity = request.quantity
-        if quantity is None:  # a MARKET order by quoteOrderQty is as big as what it takes
-            quantity = sum((qty for _, qty in filled or []), ZERO)
-        order = Order(
-            api_key=account.api_key,
-            rules=rules,
-            order_id=order_id,
-            client_order_id=client_id,
-            side=request.side,
-            type=request.type,
-            time_in_force=request.time_in_force,
-            price=request.price or ZERO,
-            orig_qty=quantity,
-            orig_quote_qty=request.quote_qty or ZERO,
-            stp_mode=request.stp_mode,
-            time=now,
-            update_time=now,
-            stop_price=request.stop_price or ZERO,
-            working_time=-1 if request.is_stop else now,
-            order_list_id=list_id,
-            locked=locked,
-        )
-        account.orders.add(now, 1)
-        account.update_time = now
-        self._ledger.add_order(order)
-        return order
-
     def _advance(self, symbol: str) -> int:
         now = self._tick()
         self._exec.advance(symbol, now)
@@ -481,7 +411,3 @@ class MatchingEngine:
     def _tick(self) -> int:
         self._now = max(self._now, self._clock())  # the engine's time never runs backwards
         return self._now
-
-
-def _is_algo(order: Order) -> bool:
-    return order.type in STOP_TYPES

@@ -1,17 +1,20 @@
 """The matching engine's books of record: accounts, orders, order lists and trades, and how they are found.
 
-Only bookkeeping lives here (registering and looking up); what happens to an order is `matching_exec`'s.
+Only bookkeeping lives here (registering, looking up, and the admission checks that need nothing but the
+books); what happens to an order is `matching_exec`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from aiotrade.paper.accounts import Account
-from aiotrade.paper.errors import either_param, invalid_api_key
+from aiotrade.paper.errors import duplicate_order, either_param, invalid_api_key, order_rejected
 from aiotrade.paper.matching_orders import Order, OrderList, Trade
-from aiotrade.paper.matching_params import parse_id
+from aiotrade.paper.matching_params import STOP_TYPES, OrderRequest, generated_id, parse_id
+from aiotrade.paper.matching_types import ZERO
 
 
 @dataclass(slots=True)
@@ -48,6 +51,71 @@ class Ledger:
     def next_list_id(self) -> int:
         self._list_id += 1  # Binance numbers order lists from 0
         return self._list_id
+
+    def check_acceptable(
+        self, account: Account, requests: list[OrderRequest], now: int, list_client_order_id: str | None = None
+    ) -> None:
+        """The checks that need the account: open-order filters, the order rate limit, client id reuse."""
+        rules = requests[0].rules
+        symbol = rules.symbol
+        if len(self.open_of(account.api_key, symbol)) + len(requests) > rules.max_num_orders:
+            raise order_rejected("Filter failure: MAX_NUM_ORDERS")
+        algo = sum(1 for request in requests if request.is_stop)
+        if algo and len(self.open_of(account.api_key, symbol, _is_algo)) + algo > rules.max_num_algo_orders:
+            raise order_rejected("Filter failure: MAX_NUM_ALGO_ORDERS")
+        account.orders.check(now, len(requests))
+        ids = [request.client_order_id for request in requests if request.client_order_id is not None]
+        if len(set(ids)) < len(ids):
+            raise duplicate_order()
+        for client_id in ids:
+            previous = self.by_client_id.get((account.api_key, symbol, client_id))
+            if previous is not None and previous.is_open:
+                raise duplicate_order()
+        if list_client_order_id is not None:
+            previous_list = self.lists_by_client_id.get((account.api_key, list_client_order_id))
+            if previous_list is not None and previous_list.is_live:
+                raise duplicate_order()
+
+    def new_order(
+        self,
+        account: Account,
+        request: OrderRequest,
+        now: int,
+        *,
+        locked: Decimal,
+        filled: list[tuple[Decimal, Decimal]] | None = None,
+        list_id: int = -1,
+    ) -> Order:
+        """Register an accepted order (it counts against the order rate limit from now on)."""
+        rules = request.rules
+        order_id = self.next_order_id(rules.symbol)
+        client_id = request.client_order_id or generated_id(f"order/{account.api_key}/{rules.symbol}/{order_id}")
+        quantity = request.quantity
+        if quantity is None:  # a MARKET order by quoteOrderQty is as big as what it takes
+            quantity = sum((qty for _, qty in filled or []), ZERO)
+        order = Order(
+            api_key=account.api_key,
+            rules=rules,
+            order_id=order_id,
+            client_order_id=client_id,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            price=request.price or ZERO,
+            orig_qty=quantity,
+            orig_quote_qty=request.quote_qty or ZERO,
+            stp_mode=request.stp_mode,
+            time=now,
+            update_time=now,
+            stop_price=request.stop_price or ZERO,
+            working_time=-1 if request.is_stop else now,
+            order_list_id=list_id,
+            locked=locked,
+        )
+        account.orders.add(now, 1)
+        account.update_time = now
+        self.add_order(order)
+        return order
 
     def add_order(self, order: Order) -> None:
         symbol = order.rules.symbol
@@ -107,6 +175,10 @@ class Ledger:
 
     def lists_of(self, api_key: str) -> list[OrderList]:
         return [found for found in self.lists.values() if found.api_key == api_key]
+
+
+def _is_algo(order: Order) -> bool:
+    return order.type in STOP_TYPES
 
 
 def _next(counters: dict[str, int], symbol: str) -> int:
