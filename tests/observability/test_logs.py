@@ -21,7 +21,7 @@ from aiotrade.observability.logs import (
     set_request_id,
     uvicorn_log_config,
 )
-from aiotrade.observability.redaction import redact_text
+from aiotrade.observability.redaction import SECRET_KEYS, might_hold_secret, redact_text
 from aiotrade.paper.config import PaperConfig
 from aiotrade.paper.server import PaperExchange
 from aiotrade.paper.urls import ccxt_config
@@ -210,3 +210,12 @@ class _served:
         self.server.should_exit = True
         assert self.task is not None
         await self.task
+
+
+def test_every_secret_key_name_makes_a_line_take_the_redacting_path() -> None:
+    # The renderer redacts only lines that might hold a secret: every secret key name must say it might.
+    assert all(might_hold_secret(name) and might_hold_secret(name.upper().replace("_", "-")) for name in SECRET_KEYS)
+    with captured_logs("INFO", "json") as captured:
+        structlog.get_logger("aiotrade.keys").info("credentials", **dict.fromkeys(SECRET_KEYS, "s3cr3t-value"))
+    (record,) = captured.records()
+    assert all(record[name] == "[REDACTED]" for name in SECRET_KEYS)

@@ -1,13 +1,15 @@
 """structlog for every logger of the process, on standard error, redacted in one place.
 
-One handler on the root logger, with one `structlog.stdlib.ProcessorFormatter`, renders everything: structlog's
-own loggers and the stdlib ones (uvicorn.error, uvicorn.access, sqlalchemy, aiohttp, ccxt, ours through
-``logging.getLogger``). Their lines share one processor chain, so one redaction step covers every logger,
-every key and every traceback (tracebacks are rendered to text first, then redacted; never with locals).
+One handler on the root logger writes everything: the stdlib loggers (uvicorn.error, uvicorn.access, sqlalchemy,
+aiohttp, ccxt, ours through ``logging.getLogger``) through a `structlog.stdlib.ProcessorFormatter`, and
+structlog's own loggers straight through the same handler (no LogRecord: an access line costs a third). Both
+kinds end in the same processors, so one redaction step covers every logger, every key and every traceback
+(tracebacks are rendered to text first, then redacted; never with locals).
 
 - ``fmt="console"``: readable lines (colours when standard error is a terminal); ``fmt="json"``: one JSON object
   per line (``timestamp``, ``level``, ``logger``, ``event``, ``request_id`` while a request runs, ``exception``).
-- Level filtering happens before anything is built: a structlog call below the level is a no-op.
+- Level filtering happens before anything is built: a structlog call below the level is a no-op. structlog's
+  loggers follow the configured level only (not per-logger stdlib levels).
 - `uvicorn_log_config` is the same configuration as a ``logging.config.dictConfig`` dict for ``uvicorn.run``:
   uvicorn applies it in every worker process, and the formatter factory configures structlog there too.
 """
@@ -15,15 +17,17 @@ every key and every traceback (tracebacks are rendered to text first, then redac
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import logging.config
 import sys
+import time
 from typing import Any, Literal
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from aiotrade.observability.redaction import REDACTED, is_secret_key, redact_text, redact_value
+from aiotrade.observability.redaction import REDACTED, is_secret_key, might_hold_secret, redact_text, redact_value
 
 LogFormat = Literal["console", "json"]
 
@@ -47,7 +51,7 @@ def uvicorn_log_config(level: str = "INFO", fmt: LogFormat = "console") -> dict[
         "disable_existing_loggers": False,
         "formatters": {"aiotrade": {"()": f"{__name__}.build_formatter", "fmt": fmt, "level": name}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "aiotrade", "stream": "ext://sys.stderr"}
+            "stderr": {"class": f"{__name__}.StderrHandler", "formatter": "aiotrade", "stream": "ext://sys.stderr"}
         },
         "loggers": {
             "uvicorn": uvicorn_logger,
@@ -65,32 +69,68 @@ def build_formatter(fmt: LogFormat = "console", level: str = "INFO") -> structlo
     else of ours before importing the app, get structlog configured the same way.
     """
     level_no = logging.getLevelNamesMapping()[_level_name(level)]
-    structlog.configure(
-        processors=[
-            *_shared_processors(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        cache_logger_on_first_use=True,
-    )
     renderer: Processor
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = _render_json
     else:
         renderer = structlog.dev.ConsoleRenderer(
             colors=_is_tty(sys.stderr), exception_formatter=structlog.dev.plain_traceback
         )
+    # The same tail for both kinds of line: the traceback to text (so that redaction sees it), then render,
+    # redacted.
+    tail: list[Processor] = [structlog.processors.format_exc_info, RedactingRenderer(renderer)]
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.processors.StackInfoRenderer(), *tail],
+        logger_factory=_HandlerWriter,
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        cache_logger_on_first_use=True,
+    )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,  # traceback to text, so that redaction sees it
-            redact_event,
-            renderer,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler. structlog's own loggers write their rendered lines through it too (same stream, same
+    lock), without the stdlib's LogRecord round trip, which costs more than the rest of an access line."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        _output.handler = self
+
+    def write_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self.stream.write(line + self.terminator)
+            self.flush()
+
+
+class _Output:
+    __slots__ = ("handler",)
+
+    def __init__(self) -> None:
+        self.handler: StderrHandler | None = None
+
+
+_output = _Output()
+
+
+class _HandlerWriter:
+    """What structlog's loggers wrap: hands the rendered line to the current `StderrHandler`."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "-", *args: Any) -> None:
+        self.name = name  # read by add_logger_name
+
+    def msg(self, message: str) -> None:
+        handler = _output.handler
+        if handler is None:  # not configured by us: plain standard error
+            sys.stderr.write(message + "\n")
+        else:
+            handler.write_line(message)
+
+    log = debug = info = warning = warn = error = err = critical = fatal = exception = failure = msg
 
 
 def current_request_id() -> str | None:
@@ -115,16 +155,76 @@ def add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDic
     return event_dict
 
 
+class RedactingRenderer:
+    """The last processor: renders the line; if the rendered line holds anything a secret could hide behind
+    (see `might_hold_secret`), renders it again from `redact_event`'s copy of the values.
+
+    Checking the finished line once is several times cheaper than checking each value, and just as complete:
+    every pattern and every secret key name contains one of the trigger words, and a renderer writes words
+    as they are (JSON escapes only quotes, backslashes, control and non-ASCII characters).
+    """
+
+    __slots__ = ("renderer",)
+
+    def __init__(self, renderer: Processor) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        original = event_dict.copy()  # a renderer may consume the dict (the console renderer pops keys)
+        line = self.renderer(logger, method_name, event_dict)
+        if not isinstance(line, str) or might_hold_secret(line):
+            line = self.renderer(logger, method_name, redact_event(logger, method_name, original))
+        return line  # type: ignore[return-value]
+
+
 def redact_event(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Processor: every value made safe to write (see `aiotrade.observability.redaction`)."""
     for key, value in event_dict.items():
         if is_secret_key(key):
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
-        elif not (value is None or isinstance(value, bool | int | float)):
+        elif type(value) is str:  # the common case first, and cheaply (an access line is all str and numbers)
+            if might_hold_secret(value):
+                event_dict[key] = redact_text(value)
+        elif not (value is None or type(value) in _PLAIN):
             event_dict[key] = redact_value(value)
     return event_dict
+
+
+_PLAIN = frozenset({int, float, bool})
+
+
+def _json_fallback(value: object) -> str:
+    return repr(value)
+
+
+# One encoder for every line: json.dumps with keyword arguments builds a new encoder per call.
+_json_encode = json.JSONEncoder(default=_json_fallback).encode
+
+
+def _render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+    return _json_encode(event_dict)
+
+
+class _Timestamper:
+    """Processor: ``timestamp`` as ISO 8601 UTC with microseconds; the date part is formatted once a second
+    (structlog's TimeStamper builds a datetime per line, ~5x the cost)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
+
+
+add_timestamp = _Timestamper()
 
 
 def _shared_processors() -> list[Processor]:
@@ -134,7 +234,7 @@ def _shared_processors() -> list[Processor]:
         add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
     ]
 
 

@@ -14,8 +14,10 @@ from aiotrade.exchange.errors import redact as redact_exchange_secrets
 
 REDACTED = "[REDACTED]"
 
-# A cheap first look: text without any of these cannot match a pattern below, and most log text has none.
-_MIGHT_HOLD_SECRET = re.compile(r"signature|api[_-]?key|secret|password|at_|bearer|authorization|mbx", re.IGNORECASE)
+# A cheap first look (lower() and substring tests are ~10x faster than one alternation regex): text without
+# any of these cannot match a pattern below, and most log text has none.
+# Every pattern below and every name in SECRET_KEYS contains one of them (a test says so).
+_TRIGGERS = ("signature", "key", "secret", "password", "at_", "bearer", "authorization", "token", "passphrase")
 _OUR_API_KEY = re.compile(r"(?<![A-Za-z0-9_-])at_[A-Za-z0-9_-]{40,}")
 _AUTHORIZATION = re.compile(
     r"(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|basic|token)\s+)?[^\s\"',;}]+", re.IGNORECASE
@@ -43,7 +45,7 @@ SECRET_KEYS = frozenset(
 
 def redact_text(text: str) -> str:
     """``text`` with every signature, credential and API key replaced by ``[REDACTED]``."""
-    if not _MIGHT_HOLD_SECRET.search(text):
+    if not might_hold_secret(text):
         return text
     text = redact_exchange_secrets(text)
     text = _OUR_API_KEY.sub(REDACTED, text)
@@ -51,8 +53,28 @@ def redact_text(text: str) -> str:
     return _BEARER.sub(r"\1" + REDACTED, text)
 
 
+def might_hold_secret(text: str) -> bool:
+    """False when no pattern can match: the fast path for nearly all text."""
+    lowered = text.lower()
+    for trigger in _TRIGGERS:  # noqa: SIM110 -- any() over a generator costs twice as much, on every line
+        if trigger in lowered:
+            return True
+    return False
+
+
+_key_verdicts: dict[str, bool] = {}
+
+
 def is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
+    """Whether a value under ``key`` is a secret by its name alone (verdicts cached: log keys are few)."""
+    if not isinstance(key, str):
+        return False
+    verdict = _key_verdicts.get(key)
+    if verdict is None:
+        verdict = key.lower().replace("-", "_") in SECRET_KEYS
+        if len(_key_verdicts) < 4096:
+            _key_verdicts[key] = verdict
+    return verdict
 
 
 def redact_value(value: Any) -> Any:
