@@ -1,0 +1,183 @@
+"""Request id, access log and HTTP metrics in one pure ASGI middleware (no task, no body buffering).
+
+Promises, per HTTP request and per WebSocket handshake:
+- a request id: the caller's ``X-Request-ID`` when it is sane (1-64 token characters, and not one of our API
+  keys), else 32 fresh hex digits; bound for every log line of the request (``request_id``), readable with
+  `aiotrade.observability.logs.current_request_id`, and sent back in the ``X-Request-ID`` response header;
+- one access-log line (``aiotrade.access``, INFO): method, route template, status, duration in ms, request id;
+  built only when INFO is enabled;
+- ``aiotrade_http_request_duration_seconds`` by route template, method and status (HTTP only); WebSocket
+  handshakes count in ``aiotrade_websocket_handshakes_total``, and a closed stream logs its lifetime.
+
+The route template is the path as declared (``/api/v1/exchanges/{exchange}/ticker``), read from the scope once
+routing has happened; requests that match no route are labelled ``<unmatched>``, so scanners cannot grow the
+label set. An exception escaping the app is recorded as 500 and the request id stays bound while it travels
+outward, so Starlette's error handler and uvicorn's "Exception in ASGI application" lines carry it too (each
+request runs in a task of its own, so nothing leaks to the next one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aiotrade.observability import metrics
+from aiotrade.observability.logs import reset_request_id, set_request_id
+
+REQUEST_ID_HEADER = b"x-request-id"
+UNMATCHED = "<unmatched>"
+
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._~+-]{1,64}")
+_LOOKS_LIKE_API_KEY = re.compile(rb"at_[A-Za-z0-9_-]{40,}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# FastAPI >= 0.13x resolves included routers lazily: scope["route"].path lacks the include prefixes, which it
+# keeps in the effective route context (private). Read it when present, fall back to the route's own path.
+_FASTAPI_SCOPE_KEY = "fastapi"
+_EFFECTIVE_ROUTE_KEY = "effective_route_context"
+
+
+class RequestContext:
+    """Pure ASGI middleware: ``app.add_middleware(RequestContext)`` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True, trust_request_id: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.trust_request_id = trust_request_id
+        # Made here, not at import: structlog binds a logger (and its level) on first use, after configuration.
+        self._log = structlog.get_logger("aiotrade.access")
+        # (route, method, status) -> histogram child: skips prometheus_client's label lookup and its lock.
+        self._durations: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = self._request_id(scope)
+        token = set_request_id(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException:
+            self._record_http(scope, status, time.perf_counter() - started, request_id)
+            raise  # the request id stays bound for the error handlers outside
+        self._record_http(scope, status, time.perf_counter() - started, request_id)
+        reset_request_id(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = self._request_id(scope)
+        token = set_request_id(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if status is None:
+                if kind == "websocket.accept":
+                    status = 101
+                    message["headers"] = [*message.get("headers", ()), header]
+                    self._handshake(scope, status, started, request_id)
+                elif kind == "websocket.http.response.start":  # a refusal with an HTTP answer
+                    status = message["status"]
+                    message["headers"] = [*message.get("headers", ()), header]
+                    self._handshake(scope, status, started, request_id)
+                elif kind == "websocket.close":  # closed before accepting: a 403 to the client
+                    status = 403
+                    self._handshake(scope, status, started, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if status is None:  # the app ended (or failed) without answering the handshake
+                status = 500
+                self._handshake(scope, status, started, request_id)
+            elif status == 101 and self.access_log and self._log.is_enabled_for(logging.INFO):
+                self._log.info(
+                    "websocket closed",
+                    route=route_template(scope),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    request_id=request_id,
+                )
+        reset_request_id(token)
+
+    def _request_id(self, scope: Scope) -> str:
+        if self.trust_request_id:
+            for name, value in scope["headers"]:
+                if name == REQUEST_ID_HEADER:
+                    if _SANE_REQUEST_ID.fullmatch(value) and not _LOOKS_LIKE_API_KEY.search(value):
+                        return value.decode("ascii")
+                    break
+        return os.urandom(16).hex()
+
+    def _record_http(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
+        route = route_template(scope)
+        method = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"
+        key = (route, method, status)
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = metrics.HTTP_REQUEST_DURATION.labels(route, method, str(status))
+        child.observe(elapsed)
+        if self.access_log and self._log.is_enabled_for(logging.INFO):
+            self._log.info(
+                "request",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                request_id=request_id,
+            )
+
+    def _handshake(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+        route = route_template(scope)
+        metrics.WEBSOCKET_HANDSHAKES.labels(route, str(status)).inc()
+        if self.access_log and self._log.is_enabled_for(logging.INFO):
+            self._log.info(
+                "websocket",
+                route=route,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                request_id=request_id,
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's declared path with every include prefix (``<unmatched>`` when nothing matched)."""
+    fastapi_scope = scope.get(_FASTAPI_SCOPE_KEY)
+    if fastapi_scope is not None:
+        context = fastapi_scope.get(_EFFECTIVE_ROUTE_KEY)
+        if context is not None:
+            path = getattr(getattr(context, "starlette_route", None), "path_format", None) or getattr(
+                context, "path_format", None
+            )
+            if path:
+                return path
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    return getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED
