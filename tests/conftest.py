@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import postgres_server
+from tests.support.servers import postgres_server, redis_server
 from tests.support.stack import Stack, running_stack
 
 
@@ -21,3 +21,9 @@ def postgres_url() -> Iterator[str]:
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url

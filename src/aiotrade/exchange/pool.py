@@ -3,13 +3,17 @@
 One long-lived `ccxt.async_support` client per (venue, account) plus one public client per venue,
 all created when the pool opens. Markets are loaded once per venue (concurrent first callers share
 the load) and handed to the venue's account clients with `set_markets`. Every request is throttled
-by the venue's `VenueLimiter` before it leaves; reads are retried by `retry.read`; every ccxt error
+by the venue's limiter before it leaves — one budget for every process when a Redis is configured
+(`limiter_redis.SharedVenueLimiter`), else this process's share of it (`limiter.VenueLimiter`) — with
+orders and cancels ahead of reads and counted against their account's order limits; the venue's usage
+headers re-sync it and a Retry-After pauses it. Reads are retried by `retry.read`; every ccxt error
 leaves the pool as a domain error. `close()` closes every client together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,12 +22,24 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import ccxt.async_support as ccxt
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from aiotrade import errors as domain
 from aiotrade.config import AccountConfig, RetryConfig, Settings, VenueConfig
 from aiotrade.exchange import retry
 from aiotrade.exchange.errors import outcome_unknown, redact, to_domain
-from aiotrade.exchange.limiter import VenueLimiter, parse_retry_after
+from aiotrade.exchange.limiter import (
+    DEFAULT_ORDER_RESERVE,
+    Priority,
+    VenueLimiter,
+    order_limits,
+    parse_retry_after,
+)
+from aiotrade.exchange.limiter_redis import SharedVenueLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +68,25 @@ class VenueCapabilities:
         return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
 
 
+class SharedLimitSettings(BaseSettings):
+    """How the venue budgets are shared between processes (to move into ``Settings``; until then read from
+    the environment when ``ExchangePool`` is not given them)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIOTRADE_", frozen=True, extra="ignore")
+
+    # AIOTRADE_REDIS_URL: one budget per venue for every process using this Redis. None: per process.
+    redis_url: str | None = None
+    # AIOTRADE_REDIS_FALLBACK_REPLICAS: replicas (serve instances) sharing each venue; with Redis out of
+    # reach, each process takes 1/(replicas × workers) of the budget.
+    redis_fallback_replicas: int = Field(default=1, ge=1, le=1_000)
+    # AIOTRADE_WORKER_COUNT: worker processes of this serve instance (`serve --workers N` exports it).
+    worker_count: int = Field(default=1, ge=1, le=1_000)
+
+    @property
+    def fallback_share(self) -> int:
+        return self.redis_fallback_replicas * self.worker_count
+
+
 class _Venue:
     """Everything the pool keeps for one venue."""
 
@@ -69,10 +104,23 @@ class _Venue:
 class ExchangePool:
     """Owns every exchange client of the process. Open with ``async with`` or ``open()``/``close()``."""
 
-    def __init__(self, settings: Settings, *, base_url_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        base_url_overrides: dict[str, str] | None = None,
+        redis: Redis | None = None,
+        shared: SharedLimitSettings | None = None,
+    ) -> None:
+        """``redis``: a client the caller owns, for shared budgets; without one, the pool connects to
+        ``shared.redis_url`` itself when it is set. ``shared``: None reads ``SharedLimitSettings`` from
+        the environment."""
         self._settings = settings
         self._retry: RetryConfig = settings.retry
         self._base_urls = dict(base_url_overrides or {})
+        self._shared = shared if shared is not None else SharedLimitSettings()
+        self._redis = redis
+        self._owns_redis = False
         self._venues: dict[str, _Venue] = {}
         self._account_venue: dict[str, str] = {}
         self._opened = False
@@ -83,26 +131,28 @@ class ExchangePool:
         """Create every client (no I/O yet: ccxt connects lazily)."""
         if self._opened:
             return
-        for name, config in self._settings.venues.items():
-            limits = config.rate_limit
-            budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
-            limiter = VenueLimiter(
-                budget,
-                window_s=limits.window_s,
-                headroom=limits.headroom,
-                burst=limits.burst,
-                latency_allowance_s=limits.latency_allowance_s,
+        if self._redis is None and self._shared.redis_url:
+            # Short timeouts and no retries: the limiter falls back on the first failure, not after seconds.
+            self._redis = Redis.from_url(
+                self._shared.redis_url,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+                retry=Retry(NoBackoff(), 0),
             )
+            self._owns_redis = True
+        for name, config in self._settings.venues.items():
+            limiter = self._build_limiter(name, config)
+            await limiter.start()
             venue = _Venue(name, config, limiter)
             # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
             venue.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=config.max_connections, enable_cleanup_closed=True)
             )
-            venue.public = self._build_client(venue, None)
+            venue.public = self._build_client(venue, None, None)
             self._venues[name] = venue
         for account_name, account in self._settings.accounts.items():
             venue = self._venues[account.venue]
-            venue.accounts[account_name] = self._build_client(venue, account)
+            venue.accounts[account_name] = self._build_client(venue, account_name, account)
             self._account_venue[account_name] = account.venue
         self._opened = True
 
@@ -111,6 +161,10 @@ class ExchangePool:
         clients = [c for v in self._venues.values() for c in (v.public, *v.accounts.values()) if c]
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         await asyncio.gather(*(v.session.close() for v in self._venues.values() if v.session), return_exceptions=True)
+        await asyncio.gather(*(v.limiter.close() for v in self._venues.values()), return_exceptions=True)
+        if self._owns_redis and self._redis is not None:
+            await self._redis.aclose()
+            self._redis, self._owns_redis = None, False
         self._venues.clear()
         self._account_venue.clear()
         self._opened = False
@@ -241,7 +295,29 @@ class ExchangePool:
             error.retry_after_s = max(v.limiter.pause_remaining(), 1.0)
         return error
 
-    def _build_client(self, v: _Venue, account: AccountConfig | None) -> ccxt.Exchange:
+    def _build_limiter(self, name: str, config: VenueConfig) -> VenueLimiter:
+        limits = config.rate_limit
+        usage = _USAGE_HEADERS.get(config.exchange_class)
+        usage_header, units_per_header_unit = usage(limits.window_s) if usage else (None, 1.0)
+        common: dict[str, Any] = {
+            "window_s": limits.window_s,
+            "headroom": limits.headroom,
+            "burst": limits.burst,
+            "latency_allowance_s": limits.latency_allowance_s,
+            # RateLimitConfig.order_reserve once config.py has it (AIOTRADE_VENUES__<NAME>__RATE_LIMIT__ORDER_RESERVE).
+            "order_reserve": getattr(limits, "order_reserve", DEFAULT_ORDER_RESERVE),
+            "order_limits": order_limits(_ORDER_LIMITS.get(config.exchange_class, ())),
+            "usage_header": usage_header,
+            "units_per_header_unit": units_per_header_unit,
+        }
+        budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
+        if self._redis is not None:
+            return SharedVenueLimiter(
+                self._redis, budget, scope=name, fallback_share=self._shared.fallback_share, **common
+            )
+        return VenueLimiter(budget, share=self._shared.worker_count, **common)
+
+    def _build_client(self, v: _Venue, account_name: str | None, account: AccountConfig | None) -> ccxt.Exchange:
         config = v.config
         klass = _pooled_class(getattr(ccxt, config.exchange_class))
         params: dict[str, Any] = {
@@ -267,6 +343,7 @@ class ExchangePool:
         client.number = str  # unified structures carry exact strings, never floats
         client.timeout_on_exit = 0  # ccxt's 250 ms sleep on close guards sessions it owns; we own ours
         client.aiotrade_venue = v
+        client.aiotrade_account = account_name
         if config.sandbox:
             client.set_sandbox_mode(True)
         base_url = self._base_urls.get(v.name) or (str(config.base_url) if config.base_url else None)
@@ -336,6 +413,63 @@ def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: Any) -> A
 
 _COST_CORRECTIONS: dict[str, Callable[[Any, Any, Any, Any], Any]] = {"binance": _binance_ticker_batch_cost}
 
+
+def _binance_weight_header(window_s: float) -> tuple[str | None, float]:
+    """Binance reports the weight of each interval it limits as X-MBX-USED-WEIGHT-<intervalNum><letter>
+    (`-1M` for its one-minute limit; a venue with a shorter window, such as a test's paper exchange, `-10S`);
+    one ccxt cost unit is 5 weight."""
+    seconds = round(window_s)
+    if seconds != window_s or seconds <= 0:
+        return None, 1.0
+    for unit_s, letter in ((86_400, "D"), (3_600, "H"), (60, "M"), (1, "S")):
+        if seconds % unit_s == 0:
+            return f"X-MBX-USED-WEIGHT-{seconds // unit_s}{letter}", 0.2
+    return None, 1.0  # pragma: no cover - every whole number of seconds matches "S"
+
+
+# The venue's own count of our weight in the window we limit (header, ccxt units per header unit).
+_USAGE_HEADERS: dict[str, Callable[[float], tuple[str | None, float]]] = {"binance": _binance_weight_header}
+
+# Binance's ORDERS limits per account: (limit name, orders, window s, the header that reports the count).
+_ORDER_LIMITS: dict[str, tuple[tuple[str, float, float, str | None], ...]] = {
+    "binance": (
+        ("orders_10s", 50, 10.0, "X-MBX-ORDER-COUNT-10S"),
+        ("orders_1d", 160_000, 86_400.0, "X-MBX-ORDER-COUNT-1D"),
+    ),
+}
+
+# (api section, method, path) of the endpoints that place or cancel orders -> orders placed (what the
+# ORDERS limit counts: an OCO is two). Anything else is a read.
+_ORDER_ENDPOINTS: dict[str, dict[tuple[str, str, str], int]] = {
+    "binance": {
+        ("private", "POST", "order"): 1,
+        ("private", "POST", "order/test"): 0,
+        ("private", "POST", "order/cancelReplace"): 1,
+        ("private", "POST", "order/oco"): 2,
+        ("private", "POST", "orderList/oco"): 2,
+        ("private", "POST", "orderList/oto"): 2,
+        ("private", "POST", "orderList/otoco"): 3,
+        ("private", "POST", "orderList/opo"): 2,
+        ("private", "POST", "orderList/opoco"): 3,
+        ("private", "POST", "sor/order"): 1,
+        ("private", "POST", "sor/order/test"): 0,
+        ("private", "DELETE", "order"): 0,
+        ("private", "DELETE", "openOrders"): 0,
+        ("private", "DELETE", "orderList"): 0,
+    },
+}
+
+# (api, method, path) of the request being throttled: ccxt's throttle(cost) is not told which endpoint.
+_REQUEST: contextvars.ContextVar[tuple[Any, str, str] | None] = contextvars.ContextVar("aiotrade_request", default=None)
+
+
+def request_kind(exchange_id: str, api: Any, method: str, path: str) -> tuple[Priority, int]:
+    """("order", orders placed) for an endpoint that places or cancels orders, else ("read", 0)."""
+    section = api[0] if isinstance(api, list | tuple) and api else api
+    orders = _ORDER_ENDPOINTS.get(exchange_id, {}).get((str(section), str(method).upper(), str(path)))
+    return ("read", 0) if orders is None else ("order", orders)
+
+
 _POOLED_CLASSES: dict[type, type] = {}
 
 
@@ -346,10 +480,24 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
 
     class Pooled(klass):  # type: ignore[misc, valid-type]
         aiotrade_venue: _Venue
+        aiotrade_account: str | None = None
         aiotrade_url_map: tuple[tuple[str, str], ...] = ()
 
+        async def fetch2(self, path, api=None, method="GET", params=None, config=None):  # type: ignore[no-untyped-def]
+            # Tell throttle() which endpoint it is throttling (orders count against more limits, and go first).
+            api = ["public"] if api is None else api
+            token = _REQUEST.set((api, method, path))
+            try:
+                return await super().fetch2(path, api, method, {} if params is None else params, config or {})
+            finally:
+                _REQUEST.reset(token)
+
         async def throttle(self, cost=None):  # type: ignore[no-untyped-def]  # ccxt's signature: request weight
-            await self.aiotrade_venue.limiter.acquire(cost)
+            request = _REQUEST.get()
+            priority, orders = request_kind(self.id, *request) if request is not None else ("read", 0)
+            await self.aiotrade_venue.limiter.acquire(
+                cost, orders=orders, account=self.aiotrade_account, priority=priority
+            )
 
         def on_rest_response(
             self,
@@ -362,9 +510,11 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
             request_headers: dict[str, str],
             request_body: str | None,
         ) -> str:
+            limiter = self.aiotrade_venue.limiter
+            limiter.observe_usage(response_headers, account=self.aiotrade_account)
             retry_after = parse_retry_after(_header(response_headers, "Retry-After"))
             if retry_after is not None and code in (418, 429, 503):
-                self.aiotrade_venue.limiter.pause_for(retry_after)
+                limiter.pause_for(retry_after)  # in every process, when the budget is shared
             return super().on_rest_response(
                 code, reason, url, method, response_headers, response_body, request_headers, request_body
             )
