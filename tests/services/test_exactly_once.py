@@ -147,7 +147,7 @@ async def test_an_explicit_refusal_is_final_and_not_retried(stack: Stack) -> Non
     stack.paper.set_fault_policy(Scripted("POST", "/api/v3/order", [Fault(FaultKind.SLOW, delay_ms=400)]))
     before = stack.paper_requests("/api/v3/order")
     placing = asyncio.create_task(create(stack, "refused-1", ours))
-    while stack.paper_requests("/api/v3/order") == before:
+    while stack.paper_requests("/api/v3/order") == before:  # noqa: ASYNC110 - the paper exchange's counter
         await asyncio.sleep(0.01)
     bid = (last * Decimal("0.9")).quantize(Decimal("0.01"))
     locking = str((Decimal(90_000) / bid).quantize(Decimal("0.00001")))

@@ -29,7 +29,7 @@ from aiotrade.config import (
 )
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
-from aiotrade.paper.config import PaperConfig
+from aiotrade.paper.config import Clock, PaperConfig
 from aiotrade.paper.server import PaperExchange
 
 
@@ -80,14 +80,23 @@ async def running_stack(
     data_dir: Path,
     *,
     paper_config: PaperConfig | None = None,
+    paper_clock: Clock | None = None,
     venue_overrides: dict[str, Any] | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    async with PaperExchange(paper_config or PaperConfig(port=0, seed=7, weight_limit=500_000)) as paper:
+    config = paper_config or PaperConfig(port=0, seed=7, weight_limit=500_000)
+    async with PaperExchange(config, clock=paper_clock) as paper:
         settings = stack_settings(paper.url, data_dir, venue_overrides=venue_overrides, **settings_overrides)
-        app = create_app(settings)
-        async with (
-            LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://aiotrade.test") as api,
-        ):
+        async with app_instance(settings) as (app, api):
             yield Stack(paper=paper, app=app, api=api, settings=settings)
+
+
+@contextlib.asynccontextmanager
+async def app_instance(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """One app (a replica) with its lifespan running, and a client that talks to it in-process."""
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://aiotrade.test") as api,
+    ):
+        yield app, api

@@ -124,10 +124,6 @@ def max_amount(market: Market) -> Decimal | None:
     return _positive(market.limits.amount_max)
 
 
-def min_amount(market: Market) -> Decimal | None:
-    return _positive(market.limits.amount_min)
-
-
 def _bounds(value: Decimal, low: Decimal | None, high: Decimal | None, code: str, field: str) -> list[MarketBreach]:
     out = []
     if (low := _positive(low)) is not None and value < low:

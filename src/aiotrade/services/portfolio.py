@@ -381,7 +381,7 @@ def _trade(
 def _untradable(market: Market, amount: Decimal, notional: Decimal) -> str | None:
     """Why the market would refuse a trade of this size (the same rules order placement applies)."""
     breaches = market_rules.size_breaches(market, amount, notional)
-    return "; ".join(f"{b.field}: {b.reason}" for b in breaches) or None
+    return "; ".join(f"{b.field}: {b.reason} ({b.code})" for b in breaches) or None
 
 
 async def _holdings(

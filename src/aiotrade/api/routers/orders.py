@@ -11,7 +11,6 @@ from aiotrade.api.deps import Gate, Gateway, OrdersConfigDep, PathAccount, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
 from aiotrade.services.orders import placement, queries
-from aiotrade.store.orders import OrderFilter
 
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
 
@@ -61,10 +60,10 @@ async def list_orders(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> OrderPage:
-    filters = OrderFilter(
-        symbol=symbol, statuses=tuple(status_ or ()), created_from=created_from, created_to=created_to
-    )
-    return await queries.get_order_history(store, account.name, filters, cursor=cursor, limit=limit)
+    return await queries.get_order_history(
+        store, account.name, symbol=symbol, statuses=status_ or (), created_from=created_from,
+        created_to=created_to, cursor=cursor, limit=limit,
+    )  # fmt: skip
 
 
 @router.get("/{order_id}", operation_id="get_order", summary="One order (refreshed from the exchange)")

@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aiotrade import errors as domain
 from aiotrade.config import OrdersConfig
@@ -52,8 +51,11 @@ class ReplayedError(domain.DomainError):
 
     replayed = True
 
-    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
-        super().__init__(str(body.get("detail", "")), order_may_exist=body.get("order_may_exist"))
+    def __init__(self, status: int, body: Mapping[str, object]) -> None:
+        may_exist = body.get("order_may_exist")
+        super().__init__(
+            str(body.get("detail", "")), order_may_exist=may_exist if isinstance(may_exist, bool) else None
+        )
         self.status = status
         self.slug = str(body.get("slug", "replayed-error"))
         self.title = str(body.get("title", "Error"))
@@ -337,7 +339,7 @@ def landing_window_ms(config: OrdersConfig, gateway: ExchangeGateway, account: s
     return gateway.recv_window_ms(account) or DEFAULT_LANDING_WINDOW_MS
 
 
-def _error_body(error: domain.DomainError) -> dict[str, Any]:
+def _error_body(error: domain.DomainError) -> dict[str, object]:
     return {"slug": error.slug, "title": error.title, "detail": error.detail, "order_may_exist": error.order_may_exist}
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from aiotrade import errors as domain
 from aiotrade.exchange.gateway import ExchangeGateway
-from aiotrade.models.orders import Order, OrderPage
+from aiotrade.models.orders import Order, OrderPage, OrderStatus
 from aiotrade.services.orders.settlement import refresh
 from aiotrade.store.orders import OrderFilter, OrderStore, StoredOrder
 
@@ -24,9 +27,18 @@ async def get_order(gateway: ExchangeGateway, store: OrderStore, account: str, o
 
 
 async def get_order_history(
-    store: OrderStore, account: str, filters: OrderFilter, *, cursor: str | None = None, limit: int = 50
+    store: OrderStore,
+    account: str,
+    *,
+    symbol: str | None = None,
+    statuses: Sequence[OrderStatus] = (),
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ) -> OrderPage:
     """Orders from the store, newest first (kept in step with the exchange by the reconciler)."""
+    filters = OrderFilter(symbol=symbol, statuses=tuple(statuses), created_from=created_from, created_to=created_to)
     try:
         orders, next_cursor = await store.list(account, filters, cursor=cursor, limit=limit)
     except ValueError as exc:

@@ -78,9 +78,8 @@ async def calculate_position_size(gateway: ExchangeGateway, account: str, reques
     )
     if amount > affordable:
         amount, caps = market_rules.truncate_to_lot(affordable, market), [*caps, "free balance"]
-    minimum = market_rules.min_amount(market)
-    if minimum is not None and amount < minimum:
-        caps.append(f"below the market minimum {minimum}: not tradable")
+    for breach in market_rules.size_breaches(market, amount, amount * entry):
+        caps.append(f"not tradable: {breach.field}: {breach.reason} ({breach.code})")
     return PositionSize(
         symbol=request.symbol,
         method=request.method,
