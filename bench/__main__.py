@@ -165,8 +165,9 @@ def _rejections(stats: dict) -> int:
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
-    parser.add_argument("--only", default="ticker,limiter,orders,risk,live", help="comma-separated sections")
+    parser.add_argument("--only", default="ticker,limiter,orders,gate,risk,live", help="comma-separated sections")
     args = parser.parse_args(argv)
+    from bench.gate import gate_section
     from bench.live import live_section
     from bench.orders import orders_section
     from bench.risk import risk_section
@@ -175,6 +176,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "ticker": ticker_section,
         "limiter": limiter_section,
         "orders": orders_section,
+        "gate": gate_section,
         "risk": risk_section,
         "live": live_section,
     }
