@@ -119,3 +119,9 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamBadResponse(UpstreamError):
     slug, title = "exchange-bad-response", "Exchange sent a response we cannot read"
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """The venue's circuit breaker is open: nothing was sent; ``retry_after_s`` says when a probe may go."""
+
+    slug, title = "exchange-circuit-open", "Exchange circuit open"
