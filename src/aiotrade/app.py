@@ -16,6 +16,7 @@ from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.jobs import runner
 from aiotrade.jobs.equity import record_and_monitor
+from aiotrade.jobs.leadership import JOBS_LEASE, Leadership, holder_id
 from aiotrade.jobs.warmup import warm_up
 from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.services import live
@@ -23,6 +24,7 @@ from aiotrade.services.orders.reconciliation import reconcile
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.gate import GateStore
+from aiotrade.store.leases import LeaseStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
@@ -73,21 +75,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.portfolio_store = PortfolioStore(sessions)
             app.state.engine = engine
             app.state.loop_monitor = LoopMonitor()
+            # What must happen once runs on the holder of the jobs lease, once per interval.
+            leases = LeaseStore(sessions)
+            leadership = Leadership(leases, JOBS_LEASE, holder=holder_id(), ttl_s=settings.jobs.lease_ttl_s)
+            app.state.leadership = leadership
+            await leadership.step()  # the first replica up leads at once
+            stack.push_async_callback(leadership.release)
+            led = {"leases": leases, "leadership": leadership}
             for task in (
                 runner.start("loop-monitor", app.state.loop_monitor.run, repeat_s=None),
                 runner.start("warm-up", lambda: warm_up(gateway), repeat_s=None),
-                runner.start(
+                runner.start("leadership", leadership.run, repeat_s=None),
+                runner.start_led(
                     "reconciler",
-                    lambda: reconcile(gateway, store, settings.orders),
-                    repeat_s=settings.orders.reconcile_interval_s,
+                    lambda _: reconcile(gateway, store, settings.orders),
+                    interval_s=settings.orders.reconcile_interval_s,
+                    **led,
                 ),
-                runner.start("key-purge", store.purge_expired_keys, repeat_s=3600),
-                runner.start(
+                runner.start_led(
+                    "key-purge",
+                    lambda _: store.purge_expired_keys(),
+                    interval_s=settings.jobs.key_purge_interval_s,
+                    **led,
+                ),
+                runner.start_led(
                     "equity-recorder",
-                    lambda: record_and_monitor(
-                        gateway, risk_store, settings.accounts, interval_s=settings.equity_interval_s
-                    ),
-                    repeat_s=settings.equity_interval_s,
+                    lambda interval: record_and_monitor(gateway, risk_store, settings.accounts, interval=interval),
+                    interval_s=settings.equity_interval_s,
+                    **led,
                 ),
             ):
                 stack.push_async_callback(runner.stop, task)

@@ -134,6 +134,16 @@ class OrdersConfig(BaseModel):
         return timedelta(hours=self.idempotency_retention_h)
 
 
+class JobsConfig(BaseModel):
+    """Background jobs run on one replica at a time: the holder of a lease in the shared database."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A dead leader is replaced within 2 × this (in practice 4/3 ×).
+    lease_ttl_s: float = Field(default=10.0, ge=1.0, le=300.0)
+    key_purge_interval_s: float = Field(default=3600.0, gt=0)
+
+
 class PaperEmbedConfig(BaseModel):
     """The paper exchange started inside `serve` when the `paper` venue has no base URL."""
 
@@ -175,6 +185,7 @@ class Settings(BaseSettings):
     live_interval_s: float = Field(default=1.0, gt=0)
     # How often each account's equity is recorded (performance, daily-loss and drawdown limits).
     equity_interval_s: float = Field(default=60.0, gt=0)
+    jobs: JobsConfig = JobsConfig()
     # Requests above this many bytes are refused before they are read further.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

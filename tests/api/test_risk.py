@@ -118,7 +118,7 @@ async def trading_state(stack: Stack) -> str:
 
 async def run_monitor(stack: Stack) -> None:
     """One round of the equity recorder and loss-limit monitor (a background job in the app)."""
-    await record_and_monitor(stack.gateway, stack.app.state.risk_store, ["paper"], interval_s=3600)
+    await record_and_monitor(stack.gateway, stack.app.state.risk_store, ["paper"], interval=0)
 
 
 async def test_daily_loss_limit_moves_to_reducing_where_only_sells_pass(stack: Stack) -> None:

@@ -58,8 +58,8 @@ async def test_one_valuation_behind_gate_recorder_snapshot_and_status(stack: Sta
 
     snapshot = (await stack.api.get("/api/v1/portfolio/live/snapshot", params={"quote": "BTC"})).json()["snapshot"]
     status = (await stack.api.get("/api/v1/portfolio/status", params={"quote": "BTC"})).json()
-    # (The app recorded a USDT figure at start-up; a one-second interval puts this record in a bucket of its own.)
-    await record_and_monitor(stack.gateway, stack.app.state.risk_store, ["paper"], interval_s=1)
+    # (The app recorded a USDT figure at start-up; interval -1 puts this record in a bucket of its own.)
+    await record_and_monitor(stack.gateway, stack.app.state.risk_store, ["paper"], interval=-1)
     *_, (_, recorded) = await stack.app.state.risk_store.equity_history("paper")
 
     assert snapshot["market_data_quality"]["missing"] == [] and status["priced_completely"]

@@ -51,7 +51,7 @@ async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0005"
+    assert version == "0006"
 
 
 def _order(client_order_id: str, amount: Decimal) -> OrderRow:
@@ -81,3 +81,17 @@ async def test_client_order_id_is_unique_per_account(engine: AsyncEngine) -> Non
     with pytest.raises(IntegrityError):
         async with sessions.begin() as session:
             session.add(_order("same", Decimal(2)))
+
+
+async def test_the_migrations_build_exactly_the_tables_the_code_declares(engine: AsyncEngine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from aiotrade.store.tables import Base
+
+    def diff(connection) -> list:  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(diff) == []

@@ -24,17 +24,16 @@ log = logging.getLogger(__name__)
 
 
 async def record_and_monitor(
-    gateway: ExchangeGateway, risk_store: RiskStore, accounts: Iterable[str], *, interval_s: float
+    gateway: ExchangeGateway, risk_store: RiskStore, accounts: Iterable[str], *, interval: int
 ) -> None:
-    """One round of the recorder and the monitor over ``accounts``."""
+    """One round of the recorder and the monitor over ``accounts``, for recording interval ``interval``."""
     now = datetime.now(UTC)
     for account in accounts:
         limits = await risk_store.limits(account)
         equity = await account_equity(gateway, account, limits.quote_currency)
         if equity is None:
             continue
-        bucket = int(now.timestamp() // interval_s)
-        await risk_store.record_equity(account, limits.quote_currency, equity, at=now, bucket=bucket)
+        await risk_store.record_equity(account, limits.quote_currency, equity, at=now, bucket=interval)
         await check_loss_limits(risk_store, account, limits, equity, now=now)
 
 

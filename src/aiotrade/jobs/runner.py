@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+from aiotrade.jobs.leadership import Leadership
+from aiotrade.store.leases import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,34 @@ def start(name: str, job: Job, *, repeat_s: float | None) -> asyncio.Task[None]:
             if repeat_s is None:
                 return
             await asyncio.sleep(repeat_s)
+
+    return asyncio.create_task(loop(), name=f"aiotrade-{name}")
+
+
+def start_led(
+    name: str,
+    job: Callable[[int], Awaitable[object]],
+    *,
+    interval_s: float,
+    leadership: Leadership,
+    leases: LeaseStore,
+) -> asyncio.Task[None]:
+    """Run ``job(interval)`` once per wall-clock interval of ``interval_s`` across every replica: only on
+    the leader, and only if no replica has claimed that interval before (so a failover neither skips the
+    current interval nor runs it twice)."""
+    poll_s = min(interval_s, leadership.ttl.total_seconds() / 3)
+
+    async def loop() -> None:
+        while True:
+            lease = leadership.current()
+            interval = int(time.time() // interval_s)
+            try:
+                if lease is not None and await leases.claim_interval(name, interval, leadership.holder, lease.token):
+                    await job(interval)
+            except Exception:
+                log.exception("background job %s failed", name)
+            next_start = (int(time.time() // interval_s) + 1) * interval_s
+            await asyncio.sleep(max(0.0, min(poll_s, next_start - time.time())) + 0.001)
 
     return asyncio.create_task(loop(), name=f"aiotrade-{name}")
 

@@ -255,3 +255,26 @@ class RebalanceRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     executed: Mapped[bool]
     plan: Mapped[dict[str, Any]]
+
+
+class LeaseRow(Base):
+    """A lease that one replica holds at a time (the background jobs' leader, a stream's producer)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(BigInteger)  # fencing: raised by every new holder
+    expires_at: Mapped[datetime]
+
+
+class JobRunRow(Base):
+    """An interval of a periodic job, claimed once: its work runs once, whichever replica leads."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interval: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(index=True)

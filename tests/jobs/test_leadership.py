@@ -1,0 +1,106 @@
+"""One replica leads the background jobs at a time; a dead leader is replaced within 2 × TTL; an interval's
+work runs once whoever leads. On SQLite and on a real PostgreSQL server, with the real lease table."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from aiotrade.jobs import runner
+from aiotrade.jobs.leadership import Leadership
+from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.leases import LeaseStore
+
+TTL = 1.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def leases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LeaseStore]:
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await migrate(engine)
+    yield LeaseStore(make_sessions(engine))
+    await engine.dispose()
+
+
+def replica(leases: LeaseStore, name: str) -> Leadership:
+    return Leadership(leases, "jobs", holder=name, ttl_s=TTL)
+
+
+async def test_one_of_three_replicas_leads_and_renewing_keeps_it(leases: LeaseStore) -> None:
+    replicas = [replica(leases, f"r{i}") for i in range(3)]
+    await asyncio.gather(*(r.step() for r in replicas))
+    assert sum(r.is_leader for r in replicas) == 1
+    leader = next(r for r in replicas if r.is_leader)
+    first = leader.current()
+    for _ in range(3):
+        await asyncio.sleep(TTL / 3)
+        await asyncio.gather(*(r.step() for r in replicas))
+        assert [r for r in replicas if r.is_leader] == [leader]
+    assert leader.current().token == first.token  # renewed, not retaken
+
+
+async def test_a_dead_leader_is_replaced_within_two_ttls_with_a_higher_token(leases: LeaseStore) -> None:
+    dead, survivor = replica(leases, "dead"), replica(leases, "survivor")
+    await dead.step()
+    await survivor.step()
+    assert dead.is_leader and not survivor.is_leader
+    old_token = dead.current().token
+    died_at = time.monotonic()  # the dead replica renews no more
+    task = asyncio.create_task(survivor.run())
+    try:
+        while not survivor.is_leader:
+            await asyncio.sleep(0.02)
+            assert time.monotonic() - died_at < 2 * TTL, "no takeover within 2 × TTL"
+    finally:
+        task.cancel()
+    assert survivor.current().token > old_token
+
+
+async def test_a_clean_shutdown_hands_the_lease_over_at_once(leases: LeaseStore) -> None:
+    first, second = replica(leases, "first"), replica(leases, "second")
+    await first.step()
+    await first.release()
+    assert not first.is_leader
+    await second.step()
+    assert second.is_leader
+
+
+async def test_each_interval_of_a_job_runs_once_across_replicas_and_failover(leases: LeaseStore) -> None:
+    ran: list[tuple[str, int]] = []
+    replicas = [replica(leases, f"r{i}") for i in range(3)]
+
+    def job(name: str):  # type: ignore[no-untyped-def]
+        async def run(interval: int) -> None:
+            ran.append((name, interval))
+
+        return run
+
+    tasks = [asyncio.create_task(r.run()) for r in replicas]
+    tasks += [runner.start_led("tick", job(r.holder), interval_s=0.2, leadership=r, leases=leases) for r in replicas]
+    await asyncio.sleep(1.2)
+    leader = next(r for r in replicas if r.is_leader)
+    index = replicas.index(leader)
+    tasks[index].cancel()  # the leader dies: it renews no more (its job loop goes on, but it leads no more)
+    await asyncio.sleep(2.5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    intervals = [interval for _, interval in ran]
+    assert len(intervals) == len(set(intervals)), ran  # no interval twice
+    assert {name for name, _ in ran} >= {leader.holder}
+    assert len({name for name, _ in ran}) >= 2, ran  # someone else took over
+    assert [i for i, _, _ in await leases.runs("tick")] == sorted(intervals)
