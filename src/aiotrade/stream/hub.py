@@ -12,8 +12,8 @@ The promise:
 - When a stream ends nothing of it stays behind: no task, no queue, no entry in the hub.
 
 Frames (JSON text): ``{"type": "snapshot", "account": ..., "data": <snapshot>}`` and
-``{"type": "error", "account": ..., "detail": ...}``. The hub is per process: each replica computes for
-its own subscribers.
+``{"type": "error", "account": ..., "detail": ...}``. Without a relay each replica computes for its own
+subscribers; with one (Redis), one replica computes each account's snapshots for all of them.
 """
 
 from __future__ import annotations
@@ -36,6 +36,19 @@ CLOSE_UNKNOWN_ACCOUNT = 1008  # policy violation
 CLOSE_TOO_SLOW = 1013  # try again later
 
 Compute = Callable[[str], Awaitable[BaseModel]]
+
+
+class Relay(Protocol):
+    """What the hub needs to share one producer per account across replicas (`stream/relay.py`)."""
+
+    async def lead(self, account: str) -> bool: ...
+    async def resign(self, account: str) -> None: ...
+    async def publish(self, account: str, frame: str) -> None: ...
+    async def latest(self, account: str) -> str | None: ...
+    async def subscribe(self, account: str, deliver: Callable[[str], None]) -> None: ...
+    async def unsubscribe(self, account: str) -> None: ...
+
+
 CloseReason = tuple[int, str]
 
 _UNKNOWN_ACCOUNT: CloseReason = (CLOSE_UNKNOWN_ACCOUNT, "unknown account")
@@ -72,9 +85,11 @@ class LiveHub:
         volatile: Collection[str] = ("timestamp",),
         compute_timeout_s: float | None = 30.0,
         close_timeout_s: float = 5.0,
+        relay: Relay | None = None,
     ) -> None:
         """``accounts`` is the set of known accounts or a predicate; ``volatile`` names the top-level
-        fields left out when deciding whether a snapshot changed (they are still sent)."""
+        fields left out when deciding whether a snapshot changed (they are still sent). With a ``relay``,
+        one replica computes each account's snapshots for every replica (see `stream/relay.py`)."""
         if isinstance(accounts, str):
             raise TypeError("accounts: a collection of names or a predicate, not one string")
         if interval_s <= 0:
@@ -98,6 +113,7 @@ class LiveHub:
         self._compute_timeout_s = compute_timeout_s
         self._close_timeout_s = close_timeout_s
         self._feeds: dict[str, _Feed] = {}
+        self._relay = relay
         self._streams: set[_Subscriber] = set()  # from join until serve() returns, dropped ones included
         self._closed = False
 
@@ -216,21 +232,85 @@ class LiveHub:
 
     async def _produce(self, feed: _Feed) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            feed.computing = True
-            try:
-                frame, changed = await self._next_frame(feed)
-            finally:
-                feed.computing = False
+        await self._follow(feed)
+        try:
+            while True:
+                started = loop.time()
+                if await self._leads(feed):
+                    feed.computing = True
+                    try:
+                        frame, changed = await self._next_frame(feed)
+                    finally:
+                        feed.computing = False
+                    feed.latest = frame
+                    if changed:
+                        self._publish(feed, frame)
+                        await self._relay_frame(feed, frame)
+                elif feed.latest is None:
+                    await self._catch_up(feed)
+                if not feed.subscribers:  # the last one left (or was dropped) during this round
+                    if self._feeds.get(feed.account) is feed:
+                        del self._feeds[feed.account]
+                    return
+                await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        finally:
+            await self._unfollow(feed)
+
+    # Across replicas (a relay): one producer per account, every replica fans out
+
+    async def _follow(self, feed: _Feed) -> None:
+        if self._relay is None:
+            return
+        try:
+            await self._relay.subscribe(feed.account, lambda frame: self._relayed(feed, frame))
+            feed.followed = True
+        except Exception as exc:
+            log.warning("live stream of %s: relay unavailable (%s); computing here", feed.account, type(exc).__name__)
+
+    async def _unfollow(self, feed: _Feed) -> None:
+        if self._relay is not None and feed.followed:
+            await asyncio.shield(self._release(feed))
+
+    async def _release(self, feed: _Feed) -> None:
+        assert self._relay is not None
+        await self._relay.unsubscribe(feed.account)
+        await self._relay.resign(feed.account)
+
+    async def _leads(self, feed: _Feed) -> bool:
+        """Whether this replica computes the account's snapshots this round (always, without a relay or
+        while it fails)."""
+        if self._relay is None or not feed.followed:
+            return True
+        try:
+            return await self._relay.lead(feed.account)
+        except Exception as exc:
+            log.warning("live stream of %s: relay unavailable (%s); computing here", feed.account, type(exc).__name__)
+            return True
+
+    async def _relay_frame(self, feed: _Feed, frame: str) -> None:
+        if self._relay is None or not feed.followed:
+            return
+        try:
+            await self._relay.publish(feed.account, frame)
+        except Exception as exc:
+            log.warning("live stream of %s: frame not relayed (%s)", feed.account, type(exc).__name__)
+
+    async def _catch_up(self, feed: _Feed) -> None:
+        """A newcomer on a replica that does not compute: the account's latest frame, if there is one."""
+        assert self._relay is not None
+        try:
+            latest = await self._relay.latest(feed.account)
+        except Exception:
+            return
+        if latest is not None and feed.latest is None:
+            feed.latest = latest
+            self._publish(feed, latest)
+
+    def _relayed(self, feed: _Feed, frame: str) -> None:
+        """A frame another replica computed for this account."""
+        if self._feeds.get(feed.account) is feed and frame != feed.latest:
             feed.latest = frame
-            if changed:
-                self._publish(feed, frame)
-            if not feed.subscribers:  # the last one left (or was dropped) during this round
-                if self._feeds.get(feed.account) is feed:
-                    del self._feeds[feed.account]
-                return
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+            self._publish(feed, frame)
 
     async def _next_frame(self, feed: _Feed) -> tuple[str, bool]:
         """The newest frame for ``feed`` and whether it differs from what subscribers last got."""
@@ -271,7 +351,7 @@ class LiveHub:
 class _Feed:
     """One account's producer and its subscribers."""
 
-    __slots__ = ("account", "computing", "digest", "latest", "subscribers", "task")
+    __slots__ = ("account", "computing", "digest", "followed", "latest", "subscribers", "task")
 
     def __init__(self, account: str) -> None:
         self.account = account
@@ -280,6 +360,7 @@ class _Feed:
         self.latest: str | None = None  # the newest frame, sent to each newcomer
         self.digest: bytes | None = None  # of the last published snapshot, volatile fields left out
         self.computing = False
+        self.followed = False  # subscribed to the relay's frames for this account
 
 
 class _Subscriber:
