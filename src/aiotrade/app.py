@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
 from aiotrade.api.limits import BodySizeLimit
+from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.strict_json import RejectDuplicateKeys
 from aiotrade.config import Settings
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
@@ -122,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     install_problem_handlers(app)
+    _document_problems(app)
+    app.add_middleware(RejectDuplicateKeys)  # inside the size limit: it buffers only bounded bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(market.router)
@@ -130,3 +135,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portfolio.router)
     app.include_router(live_stream.router)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document, with the problems our middleware answers added to the operations."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -32,3 +32,26 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {**_PROBLEM, "description": "Exchange unavailable or rate-limited (see Retry-After)"},
     504: {**_PROBLEM, "description": "The exchange did not answer in time"},
 }
+
+
+_BODY_PROBLEMS: dict[str, dict[str, Any]] = {
+    "400": {"description": "Malformed JSON body (e.g. a key given twice)", "content": _PROBLEM["content"]},
+    "413": {"description": "Request body too large", "content": _PROBLEM["content"]},
+}
+_RATE_PROBLEM = {"description": "Too many requests for this API key (see Retry-After)", "content": _PROBLEM["content"]}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the problems the middleware produces to the operations they can reach: 400 and 413 where a
+    body is read, 429 on every `/api` operation."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                for status, response in _BODY_PROBLEMS.items():
+                    responses.setdefault(status, response)
+            if path.startswith("/api/"):
+                responses.setdefault("429", _RATE_PROBLEM)
+    return schema

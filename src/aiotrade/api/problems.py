@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from aiotrade.errors import DomainError
 
@@ -85,6 +87,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     slugs = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media"}
     return problem_response(
         request,
@@ -94,6 +98,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail=str(exc.detail),
         headers=dict(exc.headers or {}),
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route offers at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "OPTIONS-PROBE"}
+    for route in _flat(request.app.router.routes):
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def _flat(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    # FastAPI keeps included routers nested (our routers carry their full prefixes themselves).
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _flat(included.routes) if included is not None else [route]
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

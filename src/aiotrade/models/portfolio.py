@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiotrade.models.common import Dec
+from aiotrade.models.common import Dec, Timestamp
 from aiotrade.models.orders import Order, OrderSide
 from aiotrade.quant.allocation import AllocationMethod  # one enum: the methods the maths offers
 
-Weight = Annotated[Decimal, Field(ge=0, le=1)]
+Weight = Annotated[Dec, Field(ge=0, le=1)]
 
 
 class _Frozen(BaseModel):
@@ -84,7 +84,7 @@ class Signal(_Request):
     direction: Direction
     strength: Weight = Decimal(1)
     confidence: Weight = Decimal(1)
-    timestamp: datetime
+    timestamp: Timestamp = Field(description="When the strategy emitted it: ISO 8601 with a zone.")
     ttl_s: int = Field(default=3600, ge=1, le=30 * 86400)
 
 

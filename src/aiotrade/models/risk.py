@@ -13,10 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiotrade.models.common import Dec
+from aiotrade.models.common import CurrencyCode, Dec
 from aiotrade.models.orders import CreateOrderRequest, OrderSide, PositiveDecimal
 
-Fraction = Annotated[Decimal, Field(ge=0, le=1)]
+Fraction = Annotated[Dec, Field(ge=0, le=1)]
 
 
 class TradingState(StrEnum):
@@ -30,7 +30,7 @@ class RiskLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    quote_currency: str = Field(default="USDT", min_length=1, max_length=16)
+    quote_currency: CurrencyCode = "USDT"
     max_order_notional: PositiveDecimal | None = None
     max_position_notional: PositiveDecimal | None = Field(default=None, description="Per symbol (base asset).")
     max_gross_exposure: PositiveDecimal | None = Field(default=None, description="Sum of non-quote holdings.")
@@ -39,7 +39,9 @@ class RiskLimits(BaseModel):
     price_band: Fraction | None = Field(
         default=Decimal("0.05"), description="Limit price at most this far from the last price (fat finger)."
     )
-    max_ticker_age_s: float = Field(default=30.0, gt=0, description="An older ticker is stale: fail closed.")
+    max_ticker_age_s: float = Field(
+        default=30.0, gt=0, le=86_400, allow_inf_nan=False, description="An older ticker is stale: fail closed."
+    )
     fee_rate: Fraction = Field(default=Decimal("0.001"), description="Reserved on top of a buy's notional.")
     daily_loss_limit: PositiveDecimal | None = Field(default=None, description="Loss since 00:00 UTC.")
     daily_loss_state: Literal[TradingState.REDUCING, TradingState.HALTED] = TradingState.REDUCING

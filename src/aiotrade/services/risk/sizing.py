@@ -57,6 +57,8 @@ async def calculate_position_size(gateway: ExchangeGateway, account: str, reques
         if equity_or_none is None or equity_or_none <= 0:
             raise domain.InvalidInput.param("equity", "the account's equity cannot be valued; give equity explicitly")
         equity = equity_or_none
+    if request.method is SizingMethod.FIXED_FRACTIONAL:
+        _check_stop(request, entry)
     source = "given" if request.entry_price else "last price"
     conventions = [f"amount truncated toward zero to the lot step; entry {entry} ({source})"]
     risk_amount: Decimal | None = None
@@ -138,6 +140,15 @@ def _raw_size(
         )
     convention = "Kelly fraction × multiplier (capped at 1) of equity, at the entry price"
     return float(equity) * fraction / float(entry), None, convention
+
+
+def _check_stop(request: PositionSizeRequest, entry: Decimal) -> None:
+    """A stop is on the losing side of the entry: below it for a buy, above it for a sell."""
+    assert request.stop_price is not None
+    if request.side is OrderSide.BUY and request.stop_price >= entry:
+        raise domain.InvalidInput.param("stop_price", f"must be below the entry {entry} for a buy")
+    if request.side is OrderSide.SELL and request.stop_price <= entry:
+        raise domain.InvalidInput.param("stop_price", f"must be above the entry {entry} for a sell")
 
 
 def _closes(bars: CandleSeries | None) -> np.ndarray:
