@@ -132,6 +132,10 @@ async def _stack(pg_url: str, database: str, src: Path, *, latency_ms: float, da
     env = {
         **api_env(paper_port, data_dir, budget=1e9),
         "AIOTRADE_DATABASE_URL": url,
+        # Naming one account replaces the default set: name both.
+        "AIOTRADE_ACCOUNTS__PAPER__VENUE": "paper",
+        "AIOTRADE_ACCOUNTS__PAPER__API_KEY": "paper-api-key",
+        "AIOTRADE_ACCOUNTS__PAPER__SECRET": "paper-secret",
         "AIOTRADE_ACCOUNTS__SECOND__VENUE": "paper",
         "AIOTRADE_ACCOUNTS__SECOND__API_KEY": SECOND["api_key"],
         "AIOTRADE_ACCOUNTS__SECOND__SECRET": SECOND["secret"],
