@@ -49,8 +49,9 @@ class RequestContext:
         self.app = app
         self.access_log = access_log
         self.trust_request_id = trust_request_id
-        # Made here, not at import: structlog binds a logger (and its level) on first use, after configuration.
-        self._log = structlog.get_logger("aiotrade.access")
+        # Bound here, not at import: Starlette builds the middleware on the first request or lifespan, after
+        # logging is configured; a bound logger skips the lazy proxy's lookups on every call.
+        self._log = structlog.get_logger("aiotrade.access").bind()
         # (route, method, status) -> histogram child: skips prometheus_client's label lookup and its lock.
         self._durations: dict[tuple[str, str, int], Any] = {}
 
