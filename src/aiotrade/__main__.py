@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 
 from pydantic import ValidationError
@@ -30,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"aiotrade: invalid settings:\n{_describe(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from aiotrade import log_redaction
+    from aiotrade.observability.logs import configure_logging, uvicorn_log_config
 
-    log_redaction.install()
+    # Every logger, uvicorn's included, through one formatter that redacts secrets; logs go to stderr.
+    configure_logging(settings.log_level, settings.log_format)
 
     if args.command == "config":
         print(settings.model_dump_json(indent=2))
@@ -74,17 +73,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        "aiotrade.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        # Every live-stream frame would be compressed once per subscriber, at ~32 KB of state each.
-        ws_per_message_deflate=False,
-    )
+    from aiotrade.observability.metrics import multiprocess_dir
+
+    # With several workers, metrics are kept in files every worker writes and /metrics reads together.
+    with multiprocess_dir(args.workers):
+        uvicorn.run(
+            "aiotrade.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+            access_log=False,  # our middleware writes one access line per request, with its request id
+            # Every live-stream frame would be compressed once per subscriber, at ~32 KB of state each.
+            ws_per_message_deflate=False,
+        )
     return 0
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 
 from aiotrade.api.limits import BodySizeLimit
+from aiotrade.api.middleware import RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import health, live_stream, market, orders, portfolio, risk
@@ -22,6 +24,8 @@ from aiotrade.jobs.equity import record_and_monitor
 from aiotrade.jobs.leadership import JOBS_LEASE, Leadership, holder_id
 from aiotrade.jobs.warmup import warm_up
 from aiotrade.loop_monitor import LoopMonitor
+from aiotrade.observability.metrics import mark_process_dead
+from aiotrade.observability.tracing import configure_tracing
 from aiotrade.services import live
 from aiotrade.services.orders.reconciliation import reconcile
 from aiotrade.services.risk.gate import RiskGate
@@ -50,8 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 paper_url = await stack.enter_async_context(start_embedded_paper(settings.paper))
                 overrides = dict.fromkeys(embedded, paper_url)
                 log.info("embedded paper exchange at %s", paper_url)
+            # This worker's metric files are swept when it stops (several workers share one directory).
+            stack.callback(mark_process_dead, os.getpid())
             engine = make_engine(settings.effective_database_url())
             stack.push_async_callback(engine.dispose)
+            if app.state.tracing is not None:
+                app.state.tracing.instrument_engine(engine)
+                stack.callback(app.state.tracing.shutdown)
             await migrate(engine)
             sessions = make_sessions(engine)
             store = OrderStore(sessions)
@@ -128,6 +137,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document_problems(app)
     app.add_middleware(RejectDuplicateKeys)  # inside the size limit: it buffers only bounded bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: every request, refused ones included, gets its request id, access line and metrics.
+    app.add_middleware(RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id)
+    tracing = configure_tracing(
+        app,
+        enabled=settings.tracing.enabled,
+        service_name=settings.tracing.service_name,
+        exporter=settings.tracing.exporter,
+    )
+    app.state.tracing = tracing
     app.include_router(health.router)
     app.include_router(market.router)
     app.include_router(orders.router)

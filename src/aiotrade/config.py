@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ccxt.async_support as ccxt_async
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
@@ -144,6 +144,16 @@ class JobsConfig(BaseModel):
     key_purge_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class TracingConfig(BaseModel):
+    """OpenTelemetry spans for HTTP, upstream calls and the database; off by default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    service_name: str = Field(default="aiotrade", min_length=1, max_length=64)
+    exporter: Literal["console", "otlp", "memory"] = "console"
+
+
 class PaperEmbedConfig(BaseModel):
     """The paper exchange started inside `serve` when the `paper` venue has no base URL."""
 
@@ -180,7 +190,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("data")
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    # console: readable lines; json: one JSON object per line (for log shippers). Always on standard error.
+    log_format: Literal["console", "json"] = "console"
+    # One line per request (method, route template, status, duration, request id).
+    access_log: bool = True
+    # Keep a sane X-Request-ID from the caller (a gateway's); otherwise every request gets a fresh one.
+    trust_request_id: bool = True
+    tracing: TracingConfig = TracingConfig()
     # The live stream recomputes a subscribed account's snapshot at most this often.
     live_interval_s: float = Field(default=1.0, gt=0)
     # How often each account's equity is recorded (performance, daily-loss and drawdown limits).

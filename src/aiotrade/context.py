@@ -21,7 +21,16 @@ _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("aiotrade_calle
 
 
 def current_caller() -> Caller:
-    return _caller.get()
+    """Who is calling: the API key set for this request, and its request id (from the request-id middleware
+    when the caller was set without one)."""
+    caller = _caller.get()
+    if caller.request_id is None:
+        from aiotrade.observability.logs import current_request_id  # the middleware's own contextvar
+
+        request_id = current_request_id()
+        if request_id is not None:
+            return Caller(request_id=request_id, api_key_id=caller.api_key_id)
+    return caller
 
 
 def set_caller(caller: Caller) -> contextvars.Token[Caller]:

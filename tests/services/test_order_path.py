@@ -112,3 +112,14 @@ async def row_counts(engine: AsyncEngine) -> dict[str, int]:
             table.name: (await connection.execute(select(func.count()).select_from(table))).scalar_one()
             for table in Base.metadata.sorted_tables
         } | {"audit": (await connection.execute(select(func.count()).select_from(AuditRow))).scalar_one()}
+
+
+async def test_the_request_id_is_echoed_in_problems_and_stored_with_the_orders_audit(stack: Stack) -> None:
+    created = await stack.api.post(ORDERS, json=BUY, headers={"X-Request-ID": "desk-7f3a"})
+    assert created.status_code == 201 and created.headers["x-request-id"] == "desk-7f3a"
+    trail = await stack.app.state.store.audit_trail("paper", created.json()["id"])
+    assert trail and {entry.request_id for entry in trail} == {"desk-7f3a"}
+    missing = await stack.api.get(f"{ORDERS}/nope", headers={"X-Request-ID": "desk-404"})
+    assert missing.status_code == 404 and missing.json()["request_id"] == "desk-404"
+    made = await stack.api.get(f"{ORDERS}/nope")
+    assert made.json()["request_id"] == made.headers["x-request-id"] != ""

@@ -22,6 +22,8 @@ class Problem(BaseModel):
     detail: str
     instance: str
     errors: list[ProblemParam] | None = None
+    request_id: str | None = Field(default=None, description="The request's id (X-Request-ID), for support.")
+    order_may_exist: bool | None = Field(default=None, description="Order requests: whether an order may exist.")
 
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}

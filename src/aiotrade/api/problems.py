@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from aiotrade.errors import DomainError
+from aiotrade.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ def problem_response(
         "detail": detail,
         "instance": request.url.path,
     }
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     if errors:
         body["errors"] = errors
     if extra:
@@ -123,12 +127,15 @@ def _flat(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback for us; the client learns only that it was our fault.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    request_id = current_request_id()
+    # Starlette answers a 500 outside our middleware: the request id header is added here.
     return problem_response(
         request,
         status=500,
         slug="internal-error",
         title="Internal error",
         detail="An unexpected error occurred.",
+        headers={"X-Request-ID": request_id} if request_id else None,
     )
 
 
