@@ -114,6 +114,7 @@ class OrderRow(Base):
     placed_at: Mapped[datetime | None]
     # The last price the gate valued the order at: what an order still in flight reserves.
     reference_price: Mapped[Decimal | None]
+    stop_price: Mapped[Decimal | None]  # stop-loss and take-profit orders: the trigger
 
 
 class FillRow(Base):
@@ -278,3 +279,27 @@ class JobRunRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     token: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OrderEventRow(Base):
+    """What the live stream tells about an account's orders and fills, numbered per account (no gaps)."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (UniqueConstraint("account", "seq", name="uq_order_events_account_seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # order | fill
+    client_order_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AccountSequenceRow(Base):
+    """The last event number given out per account (incremented in the event's own transaction)."""
+
+    __tablename__ = "account_sequences"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
