@@ -30,12 +30,13 @@ from aiotrade.services import live
 from aiotrade.services.orders.reconciliation import reconcile
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.events import EventStore
 from aiotrade.store.gate import GateStore
 from aiotrade.store.leases import LeaseStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
-from aiotrade.stream.hub import LiveHub
+from aiotrade.stream.hub import LiveHub, StoredEvents
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     accounts=settings.accounts.keys(),
                     default_account=settings.default_account if settings.accounts else None,
                     interval_s=settings.live_interval_s,
+                    events=StoredEvents(EventStore(sessions)),
                 )
             )
 
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 runner.start("leadership", leadership.run, repeat_s=None),
                 runner.start_led(
                     "reconciler",
-                    lambda _: reconcile(gateway, store, settings.orders),
+                    lambda _: reconcile(gateway, store, settings.orders, risk_store),
                     interval_s=settings.orders.reconcile_interval_s,
                     **led,
                 ),

@@ -29,6 +29,7 @@ class PreparedOrder:
     price: Decimal | None
     time_in_force: TimeInForce | None
     reference_price: Decimal | None = None  # the last price it was valued at (not sent)
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,13 @@ def prepare(
         breaches.append(MarketBreach("PRICE_OFF_TICK", "price", f"not a multiple of the tick size {tick}"))
     if price is not None:
         breaches += _bounds(price, market.limits.price_min, market.limits.price_max, "PRICE", "price")
+    stop = request.stop_price
+    if stop is not None:
+        if tick is not None and stop % tick != 0:
+            breaches.append(
+                MarketBreach("STOP_PRICE_OFF_TICK", "stop_price", f"not a multiple of the tick size {tick}")
+            )
+        breaches += _bounds(stop, market.limits.price_min, market.limits.price_max, "STOP_PRICE", "stop_price")
     prepared = PreparedOrder(
         symbol=request.symbol,
         side=request.side.value,
@@ -78,8 +86,9 @@ def prepare(
         amount=amount,
         quote_amount=request.quote_amount,
         price=price,
-        time_in_force=(request.time_in_force or TimeInForce.GTC) if request.type is OrderType.LIMIT else None,
+        time_in_force=_time_in_force(request),
         reference_price=last_price,
+        stop_price=stop,
     )
     if amount is None or amount > 0:
         field = "quote_amount" if request.quote_amount is not None else "amount"
@@ -122,6 +131,24 @@ def base_amount(order: PreparedOrder, last_price: Decimal | None) -> Decimal | N
 
 def max_amount(market: Market) -> Decimal | None:
     return _positive(market.limits.amount_max)
+
+
+def _time_in_force(request: CreateOrderRequest) -> TimeInForce | None:
+    if request.type in (OrderType.MARKET, OrderType.LIMIT_MAKER):
+        return None  # a post-only order has no time in force on Binance
+    return request.time_in_force or TimeInForce.GTC
+
+
+def would_trigger_now(order: PreparedOrder, last_price: Decimal) -> bool:
+    """Whether a stop order's trigger is already crossed (Binance refuses it: "would trigger immediately").
+
+    A stop-loss sell and a take-profit buy trigger at or below their stop; a stop-loss buy and a
+    take-profit sell at or above it.
+    """
+    if order.stop_price is None:
+        return False
+    falling = (order.type == OrderType.STOP_LOSS_LIMIT.value) == (order.side == "sell")
+    return last_price <= order.stop_price if falling else last_price >= order.stop_price
 
 
 def _bounds(value: Decimal, low: Decimal | None, high: Decimal | None, code: str, field: str) -> list[MarketBreach]:

@@ -195,11 +195,20 @@ class ExchangeGateway:
             params["timeInForce"] = order.time_in_force.value
         if order.quote_amount is not None:
             params["cost"] = str(order.quote_amount)
+        # ccxt's unified spellings of Binance's protective types: a limit order with a trigger, or post-only.
+        kind = order.type
+        if order.stop_price is not None:
+            trigger = "stopLossPrice" if order.type == "stop_loss_limit" else "takeProfitPrice"
+            params[trigger] = str(order.stop_price)
+            kind = "limit"
+        elif order.type == "limit_maker":
+            params["postOnly"] = True
+            kind = "limit"
         # Strings, not floats: ccxt formats them with its exact decimal routines.
         amount = str(order.amount) if order.amount is not None else None
         price = str(order.price) if order.price is not None else None
         raw = await self.pool.send_once(
-            account, lambda c: c.create_order(order.symbol, order.type, order.side, amount, price, params)
+            account, lambda c: c.create_order(order.symbol, kind, order.side, amount, price, params)
         )
         if not raw.get("id") or raw.get("clientOrderId") not in (None, client_order_id):
             # ccxt turns a garbled 200 into an empty order: the order may well exist.
@@ -209,6 +218,11 @@ class ExchangeGateway:
     async def cancel_order(self, account: str, symbol: str, client_order_id: str) -> None:
         """Ask the venue to cancel an order by client id, once; `OrderNotFound` if it is not open there."""
         await self.pool.send_once(account, lambda c: c.cancel_order(None, symbol, {"clientOrderId": client_order_id}))
+
+    async def cancel_by_venue_id(self, account: str, symbol: str, exchange_order_id: str) -> VenueOrder | None:
+        """Cancel an order we may not have placed (by the venue's id), once; None if the answer says nothing."""
+        raw = await self.pool.send_once(account, lambda c: c.cancel_order(exchange_order_id, symbol))
+        return records.venue_order(raw) if raw.get("id") else None
 
     async def order_fills(self, account: str, symbol: str, exchange_order_id: str, side: str) -> list[VenueFill]:
         raw = await self.pool.read_private(

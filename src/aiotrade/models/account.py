@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiotrade.models.common import Dec
+from aiotrade.models.orders import Fee
 
 ZERO = Decimal(0)
 
@@ -46,3 +47,27 @@ class Balances(BaseModel):
     def holdings(self) -> dict[str, Decimal]:
         """Total per asset, without the zeros."""
         return {asset: held.total for asset, held in self.assets.items() if held.total != 0}
+
+
+class Fill(BaseModel):
+    """One execution of one of the account's orders, as recorded from the exchange."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trade_id: str
+    order_id: str | None = Field(description="Our order id.")
+    symbol: str
+    side: str
+    price: Dec
+    amount: Dec
+    cost: Dec
+    fee: Fee | None
+    taker_or_maker: str | None
+    executed_at: datetime
+
+
+class FillPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fills: list[Fill]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")

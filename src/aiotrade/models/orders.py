@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -48,6 +48,20 @@ class OrderSide(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    # Binance's protective types: a limit order at `price` placed when the last trade crosses `stop_price`
+    # (a stop-loss below the market for a sell, above it for a buy; a take-profit the other way round).
+    STOP_LOSS_LIMIT = "stop_loss_limit"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    LIMIT_MAKER = "limit_maker"  # post-only: refused by the exchange if it would take liquidity
+
+    @property
+    def is_limit(self) -> bool:
+        """Has a limit price (and may rest on the book)."""
+        return self is not OrderType.MARKET
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
 
 
 class TimeInForce(StrEnum):
@@ -116,7 +130,12 @@ class CreateOrderRequest(BaseModel):
         default=None, description='Quote amount to spend (market buys only), e.g. `"100"`.'
     )
     price: PositiveDecimal | None = Field(default=None, description="Limit price; must be on the tick.")
-    time_in_force: TimeInForce | None = Field(default=None, description="Limit orders only; default GTC.")
+    stop_price: PositiveDecimal | None = Field(
+        default=None, description="stop_loss_limit and take_profit_limit: the last price that triggers the order."
+    )
+    time_in_force: TimeInForce | None = Field(
+        default=None, description="limit, stop_loss_limit, take_profit_limit; default GTC."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CreateOrderRequest:
@@ -124,12 +143,16 @@ class CreateOrderRequest(BaseModel):
             raise ValueError("give exactly one of amount and quote_amount")
         if self.quote_amount is not None and not (self.type is OrderType.MARKET and self.side is OrderSide.BUY):
             raise ValueError("quote_amount is only for market buys")
-        if self.type is OrderType.LIMIT and self.price is None:
-            raise ValueError("price is required for a limit order")
+        if self.type.is_limit and self.price is None:
+            raise ValueError(f"price is required for a {self.type.value} order")
         if self.type is OrderType.MARKET and self.price is not None:
             raise ValueError("price must not be given for a market order")
-        if self.type is OrderType.MARKET and self.time_in_force is not None:
-            raise ValueError("time_in_force is only for limit orders")
+        if self.type.is_stop and self.stop_price is None:
+            raise ValueError(f"stop_price is required for a {self.type.value} order")
+        if not self.type.is_stop and self.stop_price is not None:
+            raise ValueError("stop_price is only for stop_loss_limit and take_profit_limit orders")
+        if self.type in (OrderType.MARKET, OrderType.LIMIT_MAKER) and self.time_in_force is not None:
+            raise ValueError(f"time_in_force does not apply to a {self.type.value} order")
         return self
 
 
@@ -156,6 +179,7 @@ class Order(BaseModel):
     amount: Dec | None
     quote_amount: Dec | None
     price: Dec | None
+    stop_price: Dec | None = None
     status: OrderStatus
     filled: Dec
     remaining: Dec | None
@@ -172,3 +196,39 @@ class OrderPage(BaseModel):
 
     orders: list[Order]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class CancelOutcome(BaseModel):
+    """What became of one open order a cancel-all or a halt asked the exchange to cancel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None = Field(description="Our order id, when we placed it; null for orders placed elsewhere.")
+    exchange_order_id: str
+    symbol: str
+    outcome: Literal["canceled", "already_closed", "failed"]
+    status: OrderStatus | None = None
+    error: str | None = None
+
+
+class CancelAllReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    symbol: str | None
+    outcomes: list[CancelOutcome]
+
+
+class HaltReport(BaseModel):
+    """The kill switch's answer: the account is HALTED; every open order and what became of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    state: str = Field(description="HALTED (only an admin key may resume).")
+    reason: str | None
+    outcomes: list[CancelOutcome]
+    still_in_flight: list[str] = Field(
+        description="Our orders whose send had not settled when the halt gave up waiting: each is cancelled "
+        "as soon as the exchange acknowledges it."
+    )

@@ -13,9 +13,10 @@ one database connection between them rather than one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -80,17 +81,7 @@ class GateStore:
         ``view_started_at`` (the balances read before cannot reflect them). A refusal deletes the
         idempotency key named by ``forget_on_refusal`` in the same transaction, as if the request never came.
         """
-        lock = self._locks.get(order.account)
-        if lock is None:
-            lock = self._locks[order.account] = asyncio.Lock()
-        async with lock, self._sessions.begin() as session:
-            connection = await session.connection()
-            if connection.dialect.name == "postgresql":
-                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": account_lock_key(order.account)})
-            else:
-                # The driver would begin only at the first write, letting two critical sections read the same
-                # state first; IMMEDIATE takes SQLite's write lock before anything is read.
-                await session.execute(text("BEGIN IMMEDIATE"))
+        async with self._locked(order.account) as session:
             existing = await session.scalar(
                 select(OrderRow).where(
                     OrderRow.account == order.account, OrderRow.client_order_id == order.client_order_id
@@ -110,9 +101,37 @@ class GateStore:
                         )
                     )
                 return Admission(verdict, None)
-            row = add_pending(session, order, events=events)
+            row = await add_pending(session, order, events=events)
             await session.flush()
             return Admission(verdict, stored(row))
+
+    async def set_trading_state(self, account: str, state: TradingState, reason: str | None) -> TradingStateView:
+        """Set the trading state inside the account's critical section: every order admitted before it is
+        recorded (so a halt can find it), and none is admitted after it under the old state."""
+        now = datetime.now(UTC)
+        async with self._locked(account) as session:
+            row = await session.get(TradingStateRow, account)
+            if row is None:
+                session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
+            else:
+                row.state, row.reason, row.changed_at = state.value, reason, now
+        return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, account: str) -> AsyncIterator[AsyncSession]:
+        """One transaction holding the account's lock (in this process, then in the database)."""
+        lock = self._locks.get(account)
+        if lock is None:
+            lock = self._locks[account] = asyncio.Lock()
+        async with lock, self._sessions.begin() as session:
+            connection = await session.connection()
+            if connection.dialect.name == "postgresql":
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": account_lock_key(account)})
+            else:
+                # The driver would begin only at the first write, letting two critical sections read the same
+                # state first; IMMEDIATE takes SQLite's write lock before anything is read.
+                await session.execute(text("BEGIN IMMEDIATE"))
+            yield session
 
 
 def account_lock_key(account: str) -> int:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiotrade.context import current_caller
 from aiotrade.domain.records import VenueFill
 from aiotrade.models.orders import UNSETTLED_STATUSES, Fee, Order, OrderStatus, check_transition
+from aiotrade.store.events import add_events
 from aiotrade.store.tables import AuditRow, FillRow, IdempotencyKeyRow, OrderRow
 
 _LIVE_AFTER_PLACEMENT = frozenset(
@@ -77,6 +78,7 @@ class NewOrder:
     quote_amount: Decimal | None
     price: Decimal | None
     reference_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class StoredOrder:
     placed_at: datetime | None
     exchange_updated_at: datetime | None
     reference_price: Decimal | None
+    stop_price: Decimal | None
 
     def as_order(self) -> Order:
         fee = Fee(cost=self.fee_cost, currency=self.fee_currency) if self.fee_cost is not None else None
@@ -122,6 +125,7 @@ class StoredOrder:
             amount=self.amount,
             quote_amount=self.quote_amount,
             price=self.price,
+            stop_price=self.stop_price,
             status=self.status,
             filled=self.filled,
             remaining=self.amount - self.filled if self.amount is not None else None,
@@ -286,7 +290,7 @@ class OrderStore:
         same row; this is for callers that have already been admitted."""
         try:
             async with self._sessions.begin() as session:
-                row = add_pending(session, order, events=events)
+                row = await add_pending(session, order, events=events)
             return stored(row), True
         except IntegrityError:
             existing = await self.get(order.account, order.client_order_id)
@@ -328,6 +332,8 @@ class OrderStore:
             now = datetime.now(UTC)
             if row.placed_at is None and current in UNSETTLED_STATUSES and status in _LIVE_AFTER_PLACEMENT:
                 row.placed_at = now
+            # A stream event when the state or the filled amount changes (not for a touch or a refresh).
+            changed = current is not status or ("filled" in fields and fields["filled"] != row.filled)
             row.status = status.value
             for name, value in fields.items():
                 setattr(row, name, value)
@@ -336,6 +342,8 @@ class OrderStore:
                 session.add(audit_row(account, client_order_id, event, detail or {}))
             await session.flush()
             result = stored(row)
+            if changed:
+                await add_events(session, account, [("order", client_order_id, _order_payload(result))])
             if fills:
                 await _add_new_fills(session, result, fills)
             if complete_key is not None:
@@ -367,6 +375,14 @@ class OrderStore:
             rows = list((await session.scalars(query)).all())
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return [stored(r) for r in rows[:limit]], next_cursor
+
+    async def in_flight(self, account: str) -> list[StoredOrder]:
+        """The account's orders whose send may still land (PENDING or UNKNOWN)."""
+        query = select(OrderRow).where(
+            OrderRow.account == account, OrderRow.status.in_([s.value for s in UNSETTLED_STATUSES])
+        )
+        async with self._sessions() as session:
+            return [stored(r) for r in (await session.scalars(query)).all()]
 
     async def unsettled(self, *, older_than: datetime, limit: int = 200) -> list[StoredOrder]:
         """Orders the reconciler should look at: PENDING/UNKNOWN past ``older_than``, and live ones —
@@ -419,6 +435,32 @@ class OrderStore:
             rows = (await session.execute(query.order_by(FillRow.executed_at, FillRow.id))).all()
         return [_stored_fill(fill, client_order_id) for fill, client_order_id in rows]
 
+    async def fill_page(
+        self,
+        account: str,
+        *,
+        symbol: str | None,
+        executed_from: datetime | None,
+        executed_to: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[StoredFill], str | None]:
+        """Fills newest first, filtered; the cursor is opaque (the last fill's id)."""
+        query = select(FillRow, OrderRow.client_order_id).join(OrderRow, FillRow.order_id == OrderRow.id)
+        query = query.where(FillRow.account == account)
+        if symbol:
+            query = query.where(FillRow.symbol == symbol)
+        if executed_from:
+            query = query.where(FillRow.executed_at >= executed_from)
+        if executed_to:
+            query = query.where(FillRow.executed_at < executed_to)
+        if cursor is not None:
+            query = query.where(FillRow.id < decode_cursor(cursor))
+        async with self._sessions() as session:
+            rows = (await session.execute(query.order_by(FillRow.id.desc()).limit(limit + 1))).all()
+        next_cursor = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+        return [_stored_fill(fill, client_order_id) for fill, client_order_id in rows[:limit]], next_cursor
+
     async def audit_trail(self, account: str, client_order_id: str) -> list[AuditEntry]:
         async with self._sessions() as session:
             query = (
@@ -433,8 +475,10 @@ class OrderStore:
 # ----- helpers shared with the gate's critical section ---------------------------------------------
 
 
-def add_pending(session: AsyncSession, order: NewOrder, *, events: Sequence[tuple[str, dict[str, Any]]]) -> OrderRow:
-    """Add the PENDING row and its audit events to ``session``'s transaction."""
+async def add_pending(
+    session: AsyncSession, order: NewOrder, *, events: Sequence[tuple[str, dict[str, Any]]]
+) -> OrderRow:
+    """Add the PENDING row, its audit events and its stream event to ``session``'s transaction."""
     now = datetime.now(UTC)
     row = OrderRow(
         account=order.account,
@@ -448,6 +492,7 @@ def add_pending(session: AsyncSession, order: NewOrder, *, events: Sequence[tupl
         quote_amount=order.quote_amount,
         price=order.price,
         reference_price=order.reference_price,
+        stop_price=order.stop_price,
         status=OrderStatus.PENDING.value,
         filled=Decimal(0),
         cost=Decimal(0),
@@ -456,7 +501,33 @@ def add_pending(session: AsyncSession, order: NewOrder, *, events: Sequence[tupl
     )
     session.add(row)
     session.add_all(audit_row(order.account, order.client_order_id, event, detail) for event, detail in events)
+    await session.flush()
+    await add_events(session, order.account, [("order", order.client_order_id, _order_payload(stored(row)))])
     return row
+
+
+def _order_payload(order: StoredOrder) -> dict[str, Any]:
+    return order.as_order().model_dump(mode="json")
+
+
+def _fill_payload(order: StoredOrder, values: dict[str, Any]) -> dict[str, Any]:
+    fee = (
+        {"cost": str(values["fee_cost"]), "currency": values["fee_currency"]}
+        if values["fee_cost"] is not None
+        else None
+    )
+    return {
+        "trade_id": values["trade_id"],
+        "order_id": order.client_order_id,
+        "symbol": values["symbol"],
+        "side": values["side"],
+        "price": format(values["price"], "f"),
+        "amount": format(values["amount"], "f"),
+        "cost": format(values["cost"], "f"),
+        "fee": fee,
+        "taker_or_maker": values["taker_or_maker"],
+        "executed_at": values["executed_at"].isoformat(),
+    }
 
 
 def audit_row(account: str, client_order_id: str | None, event: str, detail: dict[str, Any]) -> AuditRow:
@@ -497,6 +568,7 @@ def stored(row: OrderRow) -> StoredOrder:
         placed_at=row.placed_at,
         exchange_updated_at=row.exchange_updated_at,
         reference_price=row.reference_price,
+        stop_price=row.stop_price,
     )
 
 
@@ -507,9 +579,19 @@ async def _add_new_fills(session: AsyncSession, order: StoredOrder, fills: Itera
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(FillRow).values(rows).on_conflict_do_nothing(index_elements=["account", "symbol", "trade_id"])
-    result = await session.execute(statement)
-    return result.rowcount or 0
+    statement = (
+        insert(FillRow)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["account", "symbol", "trade_id"])
+        .returning(FillRow.trade_id)
+    )
+    new = set((await session.execute(statement)).scalars().all())
+    await add_events(
+        session,
+        order.account,
+        [("fill", order.client_order_id, _fill_payload(order, r)) for r in rows if r["trade_id"] in new],
+    )
+    return len(new)
 
 
 async def _complete(session: AsyncSession, account: str, completion: KeyCompletion) -> None:

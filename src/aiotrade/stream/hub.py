@@ -22,8 +22,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection
-from typing import Protocol, Self
+import re
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol, Self
 
 from pydantic import BaseModel
 
@@ -38,12 +39,33 @@ CLOSE_TOO_SLOW = 1013  # try again later
 Compute = Callable[[str], Awaitable[BaseModel]]
 
 
+class EventFeed(Protocol):
+    """Numbered order and fill events of an account, as ready frames (``{"type": "event", "seq": ...}``)."""
+
+    async def last_seq(self, account: str) -> int: ...
+    async def after(self, account: str, seq: int) -> list[tuple[int, str]]: ...
+
+
+class EventSource(Protocol):
+    """Where numbered events are kept (`store.events.EventStore`)."""
+
+    async def last_seq(self, account: str) -> int: ...
+    async def after(self, account: str, seq: int) -> Sequence[StoredEvent]: ...
+
+
+class StoredEvent(Protocol):
+    account: str
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+
 class Relay(Protocol):
     """What the hub needs to share one producer per account across replicas (`stream/relay.py`)."""
 
     async def lead(self, account: str) -> bool: ...
     async def resign(self, account: str) -> None: ...
-    async def publish(self, account: str, frame: str) -> None: ...
+    async def publish(self, account: str, frame: str, *, keep_latest: bool = True) -> None: ...
     async def latest(self, account: str) -> str | None: ...
     async def subscribe(self, account: str, deliver: Callable[[str], None]) -> None: ...
     async def unsubscribe(self, account: str) -> None: ...
@@ -86,6 +108,7 @@ class LiveHub:
         compute_timeout_s: float | None = 30.0,
         close_timeout_s: float = 5.0,
         relay: Relay | None = None,
+        events: EventFeed | None = None,
     ) -> None:
         """``accounts`` is the set of known accounts or a predicate; ``volatile`` names the top-level
         fields left out when deciding whether a snapshot changed (they are still sent). With a ``relay``,
@@ -114,13 +137,15 @@ class LiveHub:
         self._close_timeout_s = close_timeout_s
         self._feeds: dict[str, _Feed] = {}
         self._relay = relay
+        self._events = events
         self._streams: set[_Subscriber] = set()  # from join until serve() returns, dropped ones included
         self._closed = False
 
-    async def serve(self, peer: Peer, account: str | None = None) -> None:
+    async def serve(self, peer: Peer, account: str | None = None, *, since: int | None = None) -> None:
         """Stream ``account`` (default: ``default_account``) to an accepted ``peer`` until it leaves,
         falls behind, or the hub closes; the peer is closed with a code saying why the hub ended it.
-        An unknown account is closed with ``CLOSE_UNKNOWN_ACCOUNT`` before anything is computed."""
+        An unknown account is closed with ``CLOSE_UNKNOWN_ACCOUNT`` before anything is computed.
+        With ``since``, the account's events numbered above it are sent first (a resumption)."""
         name = account or self.default_account
         if self._closed:
             await self._close_peer(peer, _SHUTTING_DOWN)
@@ -132,6 +157,8 @@ class LiveHub:
         gone = asyncio.create_task(peer.wait_closed(), name=f"aiotrade-live-peer-{name}")
         gone.add_done_callback(subscriber.on_peer_gone)
         try:
+            if since is not None and self._events is not None:
+                await self._replay(subscriber, peer, since)
             await self._pump(subscriber, peer)
         except ConnectionError:
             pass  # the client went away mid-send
@@ -207,11 +234,24 @@ class LiveHub:
         feed.task.cancel()  # it sleeps between computations: nothing is interrupted
         return feed.task
 
+    async def _replay(self, subscriber: _Subscriber, peer: Peer, since: int) -> None:
+        """The events a resuming client missed, straight from the record; live ones queue meanwhile."""
+        assert self._events is not None
+        subscriber.replayed_through = since
+        for seq, frame in await self._events.after(subscriber.feed.account, since):
+            if subscriber.ended:
+                return
+            await peer.send_text(frame)
+            subscriber.replayed_through = seq
+
     async def _pump(self, subscriber: _Subscriber, peer: Peer) -> None:
         while True:
             frame = await subscriber.queue.get()
             if subscriber.ended:
                 return
+            through = subscriber.replayed_through
+            if through is not None and (seq := event_seq(frame)) is not None and seq <= through:
+                continue  # sent by the replay already
             try:
                 # The hub reschedules this deadline to "now" to interrupt a send stuck on a slow socket.
                 async with asyncio.timeout(None) as subscriber.sending:
@@ -246,6 +286,7 @@ class LiveHub:
                     if changed:
                         self._publish(feed, frame)
                         await self._relay_frame(feed, frame)
+                    await self._publish_events(feed)
                 elif feed.latest is None:
                     await self._catch_up(feed)
                 if not feed.subscribers:  # the last one left (or was dropped) during this round
@@ -287,11 +328,26 @@ class LiveHub:
             log.warning("live stream of %s: relay unavailable (%s); computing here", feed.account, type(exc).__name__)
             return True
 
-    async def _relay_frame(self, feed: _Feed, frame: str) -> None:
+    async def _publish_events(self, feed: _Feed) -> None:
+        """The account's new order and fill events, each as its own frame (never folded away)."""
+        if self._events is None:
+            return
+        try:
+            if feed.event_seq is None:
+                feed.event_seq = await self._events.last_seq(feed.account)  # from now: resumption replays history
+                return
+            for seq, frame in await self._events.after(feed.account, feed.event_seq):
+                feed.event_seq = seq
+                self._publish(feed, frame)
+                await self._relay_frame(feed, frame, keep_latest=False)
+        except Exception:
+            log.exception("live stream of %s: events not read", feed.account)
+
+    async def _relay_frame(self, feed: _Feed, frame: str, *, keep_latest: bool = True) -> None:
         if self._relay is None or not feed.followed:
             return
         try:
-            await self._relay.publish(feed.account, frame)
+            await self._relay.publish(feed.account, frame, keep_latest=keep_latest)
         except Exception as exc:
             log.warning("live stream of %s: frame not relayed (%s)", feed.account, type(exc).__name__)
 
@@ -308,7 +364,14 @@ class LiveHub:
 
     def _relayed(self, feed: _Feed, frame: str) -> None:
         """A frame another replica computed for this account."""
-        if self._feeds.get(feed.account) is feed and frame != feed.latest:
+        if self._feeds.get(feed.account) is not feed:
+            return
+        if (seq := event_seq(frame)) is not None:
+            if feed.event_seq is None or seq > feed.event_seq:
+                feed.event_seq = seq  # should this replica produce next, it goes on from here
+                self._publish(feed, frame)
+            return
+        if frame != feed.latest:
             feed.latest = frame
             self._publish(feed, frame)
 
@@ -351,7 +414,7 @@ class LiveHub:
 class _Feed:
     """One account's producer and its subscribers."""
 
-    __slots__ = ("account", "computing", "digest", "followed", "latest", "subscribers", "task")
+    __slots__ = ("account", "computing", "digest", "event_seq", "followed", "latest", "subscribers", "task")
 
     def __init__(self, account: str) -> None:
         self.account = account
@@ -361,12 +424,13 @@ class _Feed:
         self.digest: bytes | None = None  # of the last published snapshot, volatile fields left out
         self.computing = False
         self.followed = False  # subscribed to the relay's frames for this account
+        self.event_seq: int | None = None  # the last event published
 
 
 class _Subscriber:
     """One client's bounded queue, and why its stream ended."""
 
-    __slots__ = ("ended", "feed", "handler", "queue", "sending", "why")
+    __slots__ = ("ended", "feed", "handler", "queue", "replayed_through", "sending", "why")
 
     def __init__(self, feed: _Feed, queue_size: int) -> None:
         self.feed = feed
@@ -375,6 +439,7 @@ class _Subscriber:
         self.sending: asyncio.Timeout | None = None
         self.ended = False
         self.why: CloseReason | None = None  # None: the client left, or the send failed
+        self.replayed_through: int | None = None  # a resuming client: the last event the replay sent
 
     def end(self, why: CloseReason | None) -> None:
         """End the stream: discard what is queued, wake the reader, interrupt a pending send."""
@@ -394,6 +459,25 @@ class _Subscriber:
         self.end(None)
 
 
+_EVENT_PREFIX = '{"type":"event",'
+_SEQ = re.compile(r'"seq":(\d+)')
+
+
+def event_frame(account: str, seq: int, kind: str, payload: dict[str, object]) -> str:
+    """``{"type": "event", "seq": n, "account", "kind": "order" | "fill", "data"}``: one per order transition
+    or fill, numbered per account without gaps."""
+    body = json.dumps({"account": account, "kind": kind, "data": payload}, separators=(",", ":"))
+    return f'{_EVENT_PREFIX}"seq":{seq},{body[1:]}'
+
+
+def event_seq(frame: str) -> int | None:
+    """The sequence number of an event frame; None for snapshots and errors."""
+    if not frame.startswith(_EVENT_PREFIX):
+        return None
+    found = _SEQ.search(frame, len(_EVENT_PREFIX), len(_EVENT_PREFIX) + 32)
+    return int(found.group(1)) if found else None
+
+
 def _snapshot_frame(account: str, data_json: str) -> str:
     return f'{{"type":"snapshot","account":{json.dumps(account)},"data":{data_json}}}'
 
@@ -409,3 +493,18 @@ def _client_detail(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return "live snapshot timed out; retrying"
     return "live snapshot unavailable; retrying"
+
+
+class StoredEvents:
+    """An `EventFeed` over the store's numbered events."""
+
+    def __init__(self, store: EventSource) -> None:
+        self._store = store
+
+    async def last_seq(self, account: str) -> int:
+        return await self._store.last_seq(account)
+
+    async def after(self, account: str, seq: int) -> list[tuple[int, str]]:
+        return [
+            (e.seq, event_frame(e.account, e.seq, e.kind, e.payload)) for e in await self._store.after(account, seq)
+        ]

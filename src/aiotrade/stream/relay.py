@@ -55,9 +55,12 @@ class RedisRelay:
         with contextlib.suppress(Exception):
             await self._resign(keys=[PREFIX + "lead:" + account], args=[self.holder])
 
-    async def publish(self, account: str, frame: str) -> None:
-        """Send ``frame`` to every replica and keep it as the account's latest."""
+    async def publish(self, account: str, frame: str, *, keep_latest: bool = True) -> None:
+        """Send ``frame`` to every replica and (a snapshot) keep it as the account's latest."""
         message = f"{self.holder}\n{frame}"
+        if not keep_latest:
+            await self._redis.publish(PREFIX + "frames:" + account, message)
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(PREFIX + "latest:" + account, frame, px=self._latest_ttl_ms)
             pipe.publish(PREFIX + "frames:" + account, message)

@@ -1,8 +1,10 @@
 """The live portfolio stream over WebSocket: a thin adapter onto the app's LiveHub.
 
 ``WS /api/v1/portfolio/live/stream?account=`` (default: the hub's default account). Frames are JSON text:
-``{"type": "snapshot", "account", "data"}`` on connect and on every change, ``{"type": "error", "account",
-"detail"}`` when the snapshot cannot be computed. Close codes: 1008 unknown account, 1013 too slow (the
+``{"type": "snapshot", "account", "data"}`` on connect and on every change, ``{"type": "event", "seq",
+"account", "kind": "order" | "fill", "data"}`` for each order transition and fill (numbered per account
+without gaps: resume with ``?since=<last seq>``), ``{"type": "error", "account", "detail"}`` when the
+snapshot cannot be computed. Close codes: 1008 unknown account, 1013 too slow (the
 client fell behind by more than its queue), 1001 server shutting down.
 """
 
@@ -25,13 +27,16 @@ async def get_live_hub(connection: HTTPConnection) -> LiveHub:
 
 Hub = Annotated[LiveHub, Depends(get_live_hub)]
 Account = Annotated[str | None, Query(description="A configured account; default: the default account.")]
+Since = Annotated[
+    int | None, Query(ge=0, le=2**62, description="Resume: first send the account's events numbered above this.")
+]
 
 
 @router.websocket("/api/v1/portfolio/live/stream", name="portfolio_live_stream")
-async def live_stream(websocket: WebSocket, hub: Hub, account: Account = None) -> None:
+async def live_stream(websocket: WebSocket, hub: Hub, account: Account = None, since: Since = None) -> None:
     # Accept first, so that a refusal is a close code the client can read rather than an HTTP 403.
     await websocket.accept()
-    await hub.serve(WebSocketPeer(websocket), account)
+    await hub.serve(WebSocketPeer(websocket), account, since=since)
 
 
 class WebSocketPeer:

@@ -29,8 +29,9 @@ from aiotrade.config import OrdersConfig
 from aiotrade.domain.market_rules import PreparedOrder
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.orders import UNSETTLED_STATUSES, CreateOrderRequest, Order, OrderStatus, TimeInForce
+from aiotrade.models.risk import TradingState
 from aiotrade.services.orders.keys import check_key, client_id_for_key, new_client_id, request_fingerprint
-from aiotrade.services.orders.settlement import adopt
+from aiotrade.services.orders.settlement import adopt, refresh
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.gate import KeyToForget
 from aiotrade.store.orders import ClaimKind, KeyCompletion, NewOrder, OrderStore, StoredOrder
@@ -72,6 +73,7 @@ class _Attempt:
     window_ms: int
     key: str | None
     owner: str | None
+    gate: RiskGate
 
     async def release(self, *, forget: bool = False) -> None:
         """Let the next request with this key proceed (deleted when nothing was sent, else unlocked)."""
@@ -127,7 +129,7 @@ async def place_order(
         client_order_id = new_client_id()
 
     window_ms = landing_window_ms(config, gateway, account)
-    attempt = _Attempt(gateway, store, config, account, window_ms, idempotency_key, owner)
+    attempt = _Attempt(gateway, store, config, account, window_ms, idempotency_key, owner, gate)
     async with _lease_kept(attempt):
         try:
             order = await _place(attempt, gate, account, venue, client_order_id, request, resume=resume)
@@ -220,7 +222,7 @@ async def _send_until_settled(attempt: _Attempt, order: StoredOrder, *, first_at
                 return found
             continue  # the exchange says it never landed, and it no longer can: send again
         placed = await adopt(attempt.store, order, seen, event="placed", complete_key=_completion(attempt))
-        return placed.as_order()
+        return await _unless_halted(attempt, placed)
     detail = f"order {client_order_id} did not reach the exchange after {attempt.config.max_sends} attempts"
     # Still PENDING (nothing placed): a retry with the same key resumes it under the same client id.
     await attempt.store.transition(
@@ -257,7 +259,26 @@ async def _settle_by_lookup(attempt: _Attempt, order: StoredOrder, *, since_ms: 
         await attempt.store.audit(account, client_order_id, "not_found_after_window")
         return None
     found = await adopt(attempt.store, order, seen, event="found_by_lookup", complete_key=_completion(attempt))
-    return found.as_order()
+    return await _unless_halted(attempt, found)
+
+
+async def _unless_halted(attempt: _Attempt, order: StoredOrder) -> Order:
+    """An order that went live while the account was being halted is cancelled at once: a placement racing
+    the kill switch is refused (by the gate) or cancelled (here), never left open."""
+    if order.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+        return order.as_order()
+    if (await attempt.gate.trading_state(order.account)) is not TradingState.HALTED:
+        return order.as_order()
+    await attempt.store.audit(order.account, order.client_order_id, "cancel_requested", by="halt")
+    try:
+        await attempt.gateway.cancel_order(order.account, order.symbol, order.client_order_id)
+    except domain.OrderNotFound:
+        pass  # filled or cancelled meanwhile
+    except domain.DomainError as error:
+        log.error("order %s placed during a halt could not be cancelled: %s", order.client_order_id, error.detail)
+        return order.as_order()  # the reconciler cancels it (live orders of a HALTED account)
+    refreshed = await refresh(attempt.gateway, attempt.store, order)
+    return (refreshed or order).as_order()
 
 
 async def _finish(attempt: _Attempt, order: StoredOrder) -> Order:
@@ -316,6 +337,7 @@ def _new_order(account: str, venue: str, client_order_id: str, order: PreparedOr
         quote_amount=order.quote_amount,
         price=order.price,
         reference_price=order.reference_price,
+        stop_price=order.stop_price,
     )
 
 
@@ -329,6 +351,7 @@ def _prepared(order: StoredOrder) -> PreparedOrder:
         quote_amount=order.quote_amount,
         price=order.price,
         time_in_force=TimeInForce(order.time_in_force) if order.time_in_force else None,
+        stop_price=order.stop_price,
     )
 
 

@@ -1,11 +1,12 @@
 """Reconciliation: settle orders whose outcome we do not know, and keep live ones in step.
 
 Never sends an order: an order the exchange does not have once its send can no longer land (and no
-request holds its key) is marked REJECTED.
+request holds its key) is marked REJECTED. A live order of a HALTED account is cancelled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -13,16 +14,21 @@ from aiotrade import errors as domain
 from aiotrade.config import OrdersConfig
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.orders import UNSETTLED_STATUSES, OrderStatus
+from aiotrade.models.risk import TradingState
 from aiotrade.services.orders.placement import landing_window_ms, settled_horizon
-from aiotrade.services.orders.settlement import adopt, record_fills
+from aiotrade.services.orders.settlement import adopt, record_fills, refresh
 from aiotrade.store.orders import OrderStore, StoredOrder
+from aiotrade.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
 
 
-async def reconcile(gateway: ExchangeGateway, store: OrderStore, config: OrdersConfig) -> int:
+async def reconcile(
+    gateway: ExchangeGateway, store: OrderStore, config: OrdersConfig, risk_store: RiskStore | None = None
+) -> int:
     """One pass over the orders that need a look; returns how many changed."""
     changed = 0
+    halted: dict[str, bool] = {}
     now = datetime.now(UTC)
     candidates = await store.unsettled(older_than=now)
     for order in candidates:
@@ -32,11 +38,27 @@ async def reconcile(gateway: ExchangeGateway, store: OrderStore, config: OrdersC
                 continue  # its send may still land, or a request may still resume it
         try:
             changed += await _reconcile_one(gateway, store, order)
+            if risk_store is not None and order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                if order.account not in halted:
+                    state = (await risk_store.trading_state(order.account)).state
+                    halted[order.account] = state is TradingState.HALTED
+                if halted[order.account]:
+                    changed += await _cancel_halted(gateway, store, order)
         except domain.DomainError as error:
             log.warning("reconcile of %s failed: %s", order.client_order_id, error.detail)
         except Exception:  # one bad row must not stop the others from being reconciled
             log.exception("reconcile of %s failed", order.client_order_id)
     return changed
+
+
+async def _cancel_halted(gateway: ExchangeGateway, store: OrderStore, order: StoredOrder) -> int:
+    """An order still open on a HALTED account (it went live while the halt ran): cancel it now."""
+    log.warning("order %s is open on HALTED account %s: cancelling it", order.client_order_id, order.account)
+    await store.audit(order.account, order.client_order_id, "cancel_requested", by="reconciler (halted)")
+    with contextlib.suppress(domain.OrderNotFound):
+        await gateway.cancel_order(order.account, order.symbol, order.client_order_id)
+    refreshed = await refresh(gateway, store, order)
+    return 1 if refreshed is not None and refreshed.status is not order.status else 0
 
 
 async def _reconcile_one(gateway: ExchangeGateway, store: OrderStore, order: StoredOrder) -> int:

@@ -28,7 +28,7 @@ from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.account import Balances
 from aiotrade.models.market import Market, Ticker
 from aiotrade.models.orders import CreateOrderRequest
-from aiotrade.models.risk import RiskLimits, TradeValidation
+from aiotrade.models.risk import RiskLimits, TradeValidation, TradingState
 from aiotrade.services.risk.rules import AccountView, Candidate, Judgement, judge
 from aiotrade.store.gate import Admission, GateStore, KeyToForget
 from aiotrade.store.orders import NewOrder, StoredOrder
@@ -55,6 +55,9 @@ class RiskGate:
         self._gateway = gateway
         self._risk = risk_store
         self._store = gate_store
+
+    async def trading_state(self, account: str) -> TradingState:
+        return (await self._risk.trading_state(account)).state
 
     async def validate(self, account: str, orders: Sequence[CreateOrderRequest]) -> TradeValidation:
         """Judge a batch against the market's filters, the limits and the state; writes nothing.
@@ -193,4 +196,5 @@ def _describe(order: PreparedOrder) -> dict[str, object]:
         "amount": order.amount,
         "quote_amount": order.quote_amount,
         "price": order.price,
+        "stop_price": order.stop_price,
     }

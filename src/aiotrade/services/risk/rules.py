@@ -101,7 +101,7 @@ def judge(
 
     ledger = _ledger(view, inputs.in_flight, limits)
     if limits.max_open_orders is not None:
-        new_resting = sum(1 for c in candidates if c.prepared.type == OrderType.LIMIT.value)
+        new_resting = sum(1 for c in candidates if c.prepared.type != OrderType.MARKET.value)
         if view.open_orders is None:
             violations.append(Violation(code="OPEN_ORDERS_UNAVAILABLE", message="open orders could not be read"))
         else:
@@ -149,16 +149,28 @@ def _judge_one(
     elif state is TradingState.REDUCING and not reduces:
         out.append(Violation(code="REDUCE_ONLY", message="the account is REDUCING: only orders that reduce exposure"))
 
-    if order.price is not None and last is not None and limits.price_band is not None:
-        deviation = abs(order.price - last) / last
+    # Fat finger: a limit price far from the last price — for a stop, far from its own trigger (a stop is
+    # meant to sit away from the market, its limit price is not).
+    reference, named = (
+        (order.stop_price, "the stop price") if order.stop_price is not None else (last, "the last price")
+    )
+    if order.price is not None and reference is not None and limits.price_band is not None:
+        deviation = abs(order.price - reference) / reference
         if deviation > limits.price_band:
             out.append(
                 Violation(
                     code="PRICE_BAND_EXCEEDED",
-                    message=f"price {order.price} is {deviation:.2%} from the last price {last} "
+                    message=f"price {order.price} is {deviation:.2%} from {named} {reference} "
                     f"(band {limits.price_band:.2%})",
                 )
             )
+    if order.stop_price is not None and last is not None and market_rules.would_trigger_now(order, last):
+        out.append(
+            Violation(
+                code="STOP_WOULD_TRIGGER_IMMEDIATELY",
+                message=f"stop price {order.stop_price} is already crossed by the last price {last}",
+            )
+        )
     if notional is not None and limits.max_order_notional is not None and notional > limits.max_order_notional:
         out.append(
             Violation(
@@ -299,7 +311,7 @@ def _consume(ledger: _Ledger, market: Market, side: str, amount: Decimal, asset:
 def _open_order_ids(venue_open: Sequence[VenueOrder], in_flight: Sequence[StoredOrder]) -> set[str]:
     """Open orders counted once each: those the venue listed and those of ours still in flight."""
     ids = {o.client_order_id or f"venue:{o.exchange_order_id}" for o in venue_open}
-    ids |= {o.client_order_id for o in in_flight if o.type == OrderType.LIMIT.value and o.status in _RESTING}
+    ids |= {o.client_order_id for o in in_flight if o.type != OrderType.MARKET.value and o.status in _RESTING}
     return ids
 
 
