@@ -25,7 +25,7 @@ def _exact(value: object) -> object:
     """Strings must be plain decimals; JSON numbers are taken exactly (floats through their shortest repr)."""
     if isinstance(value, str):
         if not _PLAIN_DECIMAL.fullmatch(value):
-            raise ValueError("must be a plain decimal string such as \"0.001\" (digits, an optional fraction)")
+            raise ValueError('must be a plain decimal string such as "0.001" (digits, an optional fraction)')
         return Decimal(value)
     if isinstance(value, bool):
         raise ValueError("must be a decimal number, not a boolean")
