@@ -10,11 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from aiotrade.api.auth import install_guards, open_auth
 from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.middleware import RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.routers import admin, health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
 from aiotrade.config import Settings
 from aiotrade.exchange.gateway import ExchangeGateway
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.callback(app.state.tracing.shutdown)
             await migrate(engine)
             sessions = make_sessions(engine)
+            await open_auth(app, settings, sessions)  # API keys: the store, its cache, the inbound limiter
             store = OrderStore(sessions)
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
@@ -133,12 +136,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "risk", "description": "Sizing, the pre-trade gate, probabilities, portfolio risk, limits."},
             {"name": "portfolio", "description": "Allocations, signals, status, rebalancing, live snapshot."},
             {"name": "health", "description": "Liveness and readiness."},
+            {"name": "admin", "description": "API keys and metrics (scope `admin`)."},
         ],
     )
     install_problem_handlers(app)
     _document_problems(app)
     app.add_middleware(RejectDuplicateKeys)  # inside the size limit: it buffers only bounded bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_guards(app, settings)  # Host, CORS, API keys: inside the request id, before any body is read
     # Outermost: every request, refused ones included, gets its request id, access line and metrics.
     app.add_middleware(RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id)
     tracing = configure_tracing(
@@ -154,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(risk.router)
     app.include_router(portfolio.router)
     app.include_router(live_stream.router)
+    app.include_router(admin.router)
     return app
 
 
@@ -163,7 +169,7 @@ def _document_problems(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(build())
+            app.openapi_schema = document_security(document_problems(build()), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

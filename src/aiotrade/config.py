@@ -9,6 +9,7 @@ setting fails at start-up with a message that names it.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -163,6 +164,54 @@ class PaperEmbedConfig(BaseModel):
     latency_ms: float = Field(default=0, ge=0)
 
 
+# Our API keys: `at_` + secrets.token_urlsafe(32) (43 characters); log redaction matches at_[A-Za-z0-9_-]{40,}.
+API_KEY_PATTERN = re.compile(r"at_[A-Za-z0-9_-]{40,128}")
+ALL_ACCOUNTS = "*"  # an API key's account list: every configured account
+Scope = Literal["read", "trade", "admin"]
+
+
+class AuthConfig(BaseModel):
+    """API keys (stored as SHA-256 digests in the database, shared by every replica) and how they are checked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A verified key is trusted this long without asking the database again: a revoked key stops working on
+    # every replica within it. A key never seen before is looked up at once.
+    cache_ttl_s: float = Field(default=5.0, ge=0, le=5.0)
+    # Requests per second for keys made without --rate-limit (0: unlimited).
+    default_rate_limit: float = Field(default=20.0, ge=0, le=100_000)
+    # Inserted at start-up on every replica (idempotently, by digest); replaces an older bootstrap key.
+    # Docker secrets: AIOTRADE_AUTH__BOOTSTRAP_KEY_FILE names a file holding it (see EnvWithFiles).
+    bootstrap_key: SecretStr | None = None
+    bootstrap_scopes: list[Scope] = Field(default_factory=lambda: ["read", "trade", "admin"], min_length=1)
+    bootstrap_accounts: list[str] = Field(default_factory=lambda: [ALL_ACCOUNTS], min_length=1)
+    bootstrap_rate_limit: float = Field(default=0.0, ge=0, le=100_000)
+    # `serve` on a loopback address makes a local key with every scope in data_dir/dev-api-key (mode 0600).
+    dev_key: bool = True
+    # WebSocket tickets (browsers cannot set headers on a handshake): single use, this short-lived.
+    ticket_ttl_s: float = Field(default=30.0, gt=0, le=30.0)
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _one_of_ours(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not API_KEY_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("not an aiotrade API key (at_ followed by 40+ URL-safe characters)")
+        return value
+
+
+class HttpConfig(BaseModel):
+    """Which Host headers and browser origins the API answers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # None: localhost, 127.0.0.1 and [::1] (any port) and the configured `host`. "*" allows any Host;
+    # ".example.com" allows example.com and its subdomains. Anything else gets 400 (DNS rebinding).
+    allowed_hosts: list[str] | None = None
+    # Browser origins allowed to call the API (CORS, off when empty) and to open the live stream; the
+    # stream always accepts its own origin.
+    cors_origins: list[str] = Field(default_factory=list)
+
+
 def _default_venues() -> dict[str, VenueConfig]:
     return {"paper": VenueConfig(exchange_class="binance")}
 
@@ -211,6 +260,10 @@ class Settings(BaseSettings):
     jobs: JobsConfig = JobsConfig()
     # Requests above this many bytes are refused before they are read further.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    auth: AuthConfig = AuthConfig()
+    http: HttpConfig = HttpConfig()
+    # The database password apart from the URL, put into it (Docker secrets: AIOTRADE_DATABASE_PASSWORD_FILE).
+    database_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
@@ -248,7 +301,12 @@ class Settings(BaseSettings):
 
     def effective_database_url(self) -> str:
         if self.database_url is not None:
-            return self.database_url.get_secret_value()
+            if self.database_password is None:
+                return self.database_url.get_secret_value()
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url.get_secret_value()).set(password=self.database_password.get_secret_value())
+            return url.render_as_string(hide_password=False)
         return f"sqlite+aiosqlite:///{self.data_dir / 'aiotrade.db'}"
 
     def embedded_paper_venues(self) -> list[str]:

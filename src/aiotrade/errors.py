@@ -125,3 +125,30 @@ class CircuitOpen(UpstreamUnavailable):
     """The venue's circuit breaker is open: nothing was sent; ``retry_after_s`` says when a probe may go."""
 
     slug, title = "exchange-circuit-open", "Exchange circuit open"
+
+
+class Unauthorized(DomainError):
+    """No API key, or one we do not know (mistyped, revoked, expired ticket): one answer for all of them."""
+
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, *, invalid_token: bool = False) -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="aiotrade", error="invalid_token"' if invalid_token else 'Bearer realm="aiotrade"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(DomainError):
+    """The API key lacks the scope, or may not act on the account (existing or not: the answer is the same)."""
+
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class TooManyRequests(DomainError):
+    """The API key's inbound rate limit is spent; ``retry_after_s`` says when one more request is let through."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers = dict(headers or {})

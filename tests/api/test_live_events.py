@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 import websockets
 
-from tests.support.stack import Stack
+from tests.support.stack import Stack, auth_headers
 
 ORDERS = "/api/v1/accounts/paper/orders"
 BUY = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}
@@ -46,7 +46,7 @@ async def events(ws: websockets.ClientConnection, count: int) -> list[dict]:
 
 async def test_an_order_and_its_fill_arrive_as_numbered_events_and_resume_replays_them(stack: Stack) -> None:
     async with served(stack) as url:
-        async with websockets.connect(url) as ws:
+        async with websockets.connect(url, additional_headers=auth_headers()) as ws:
             first = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert first["type"] == "snapshot"
             await asyncio.sleep(1.2)  # the producer has numbered from "now"
@@ -61,7 +61,7 @@ async def test_an_order_and_its_fill_arrive_as_numbered_events_and_resume_replay
         assert seqs == list(range(seqs[0], seqs[0] + 3))  # no gaps
 
         # A client that saw only the first event resumes from it: the rest come at once, in order.
-        async with websockets.connect(f"{url}&since={seqs[0]}") as ws:
+        async with websockets.connect(f"{url}&since={seqs[0]}", additional_headers=auth_headers()) as ws:
             resumed = await events(ws, 2)
         assert [e["seq"] for e in resumed] == seqs[1:]
         assert [e["data"] for e in resumed] == [e["data"] for e in live[1:]]

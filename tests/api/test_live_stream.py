@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from aiotrade.api.auth import StreamAccess, stream_access
 from aiotrade.api.routers import live_stream
 from aiotrade.stream.hub import CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
 
@@ -81,6 +82,7 @@ async def serve(compute: FakeCompute, **hub_options: Any) -> AsyncIterator[Serve
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(live_stream.router)
+    app.dependency_overrides[stream_access] = let_anyone_in  # the hub's promises; access: tests/api/test_auth*
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
@@ -93,6 +95,10 @@ async def serve(compute: FakeCompute, **hub_options: Any) -> AsyncIterator[Serve
     finally:
         server.should_exit = True
         await task
+
+
+async def let_anyone_in() -> StreamAccess:
+    return StreamAccess(principal=None)
 
 
 async def eventually(predicate: Callable[[], bool], within_s: float = 3.0) -> None:

@@ -12,7 +12,7 @@ import uvicorn
 import websockets
 
 from tests.api.test_problems import assert_problem
-from tests.support.stack import Stack
+from tests.support.stack import Stack, auth_headers
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"]
 
@@ -204,11 +204,15 @@ async def test_the_live_stream_pushes_snapshots_from_the_served_app(stack: Stack
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
-        async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/portfolio/live/stream?account=paper") as ws:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/api/v1/portfolio/live/stream?account=paper", additional_headers=auth_headers()
+        ) as ws:
             frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert frame["type"] == "snapshot" and frame["account"] == "paper"
         assert Decimal(frame["data"]["total_value"]) > 0
-        async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/portfolio/live/stream?account=nobody") as ws:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/api/v1/portfolio/live/stream?account=nobody", additional_headers=auth_headers()
+        ) as ws:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
         assert closed.value.rcvd.code == 1008

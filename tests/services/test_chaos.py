@@ -24,7 +24,7 @@ from aiotrade.paper.config import FaultConfig, PaperConfig
 from aiotrade.paper.server import PaperExchange
 from aiotrade.services.orders.keys import client_id_for_key
 from aiotrade.store.db import make_engine
-from tests.support.stack import stack_settings
+from tests.support.stack import BASE_URL, auth_headers, scoped_key, stack_settings
 
 KEYS = 200
 ORDER_PATH = "/api/v3/order"
@@ -73,7 +73,10 @@ async def replicas(paper: PaperExchange, data_dir: Path, database_url: str) -> A
             clients.append(
                 await stack.enter_async_context(
                     httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=manager.app), base_url="http://replica", timeout=60
+                        transport=httpx.ASGITransport(app=manager.app),
+                        base_url=BASE_URL,
+                        headers=auth_headers(),
+                        timeout=60,
                     )
                 )
             )
@@ -135,7 +138,7 @@ async def test_chaos_two_replicas_place_exactly_one_order_per_key(tmp_path: Path
     assert faults.get("commit_then_drop", 0) > 0
     assert len(final) == KEYS, f"keys without an order: {sorted(set(range(KEYS)) - set(final))}"
     for i in range(KEYS):
-        client_order_id = client_id_for_key("paper", f"chaos-{i}")
+        client_order_id = client_id_for_key("paper", scoped_key(f"chaos-{i}"))  # keys are scoped by caller
         assert ledger[client_order_id] == 1, (i, ledger[client_order_id], final[i]["status"], final[i]["error"])
         assert final[i]["id"] == client_order_id
         assert final[i]["status"] == EXCHANGE_STATUS[exchange[client_order_id]["status"]]

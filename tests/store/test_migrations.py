@@ -51,7 +51,7 @@ async def test_migrating_twice_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0007"
+    assert version == "0008"
 
 
 def _order(client_order_id: str, amount: Decimal) -> OrderRow:

@@ -2,11 +2,15 @@
 
 httpx -> FastAPI (lifespan run by asgi-lifespan) -> services -> ExchangePool -> real
 ccxt.async_support.binance -> real HTTP on 127.0.0.1 -> the paper exchange.
+
+Every app built from `stack_settings` stores `TEST_API_KEY` (every scope, every account, no rate limit) as its
+bootstrap key, and the stack's client sends it; `Stack.client(key)` talks to the same app with another key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +20,15 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from aiotrade.api.auth import digest_of, key_id_of
+from aiotrade.api.idempotency import scoped
 from aiotrade.app import create_app
 from aiotrade.config import (
     PAPER_API_KEY,
     PAPER_SECRET,
     AccountConfig,
+    AuthConfig,
+    HttpConfig,
     OrdersConfig,
     RateLimitConfig,
     RetryConfig,
@@ -31,6 +39,24 @@ from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.paper.config import Clock, PaperConfig
 from aiotrade.paper.server import PaperExchange
+from aiotrade.services.orders.keys import MAX_IDEMPOTENCY_KEY
+
+BASE_URL = "http://aiotrade.test"
+# One per test process: every app of the stack stores it (idempotently), so replicas on one database share it.
+TEST_API_KEY = "at_" + secrets.token_urlsafe(32)
+TEST_HOSTS = ["aiotrade.test", "localhost", "127.0.0.1", "[::1]"]
+
+
+TEST_KEY_ID = key_id_of(digest_of(TEST_API_KEY))
+
+
+def auth_headers(key: str = TEST_API_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def scoped_key(header: str, key_id: str = TEST_KEY_ID) -> str:
+    """The idempotency key stored for ``header`` sent by the key ``key_id`` (the stack's by default)."""
+    return scoped(key_id, header, MAX_IDEMPOTENCY_KEY)
 
 
 @dataclass
@@ -47,6 +73,15 @@ class Stack:
     @property
     def gateway(self) -> ExchangeGateway:
         return self.app.state.gateway
+
+    @contextlib.asynccontextmanager
+    async def client(self, key: str | None) -> AsyncIterator[httpx.AsyncClient]:
+        """Another client of the same app, sending ``key`` (None: no Authorization header)."""
+        headers = auth_headers(key) if key is not None else {}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url=BASE_URL, headers=headers
+        ) as client:
+            yield client
 
     def paper_requests(self, path: str) -> int:
         """How many requests the paper exchange has seen on ``path``."""
@@ -70,6 +105,8 @@ def stack_settings(
         "retry": RetryConfig(attempts=4, initial_delay_s=0.01, max_delay_s=0.05, deadline_s=10),
         "orders": OrdersConfig(reconcile_interval_s=3600),
         "equity_interval_s": 3600,
+        "auth": AuthConfig(bootstrap_key=TEST_API_KEY),
+        "http": HttpConfig(allowed_hosts=TEST_HOSTS),
     }
     values.update(overrides)
     return Settings(**values)
@@ -97,6 +134,8 @@ async def app_instance(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx
     app = create_app(settings)
     async with (
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://aiotrade.test") as api,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url=BASE_URL, headers=auth_headers()
+        ) as api,
     ):
         yield app, api

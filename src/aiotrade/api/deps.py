@@ -1,15 +1,19 @@
-"""Dependencies: the shared resources the lifespan opened, and the account a request acts on."""
+"""Dependencies: the shared resources the lifespan opened, the account a request acts on, the caller."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 
+from aiotrade import errors as domain
+from aiotrade.api import idempotency
+from aiotrade.api.security import PRINCIPAL_STATE, Principal, body_account
 from aiotrade.config import OrdersConfig, Settings
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.services.risk.gate import RiskGate
+from aiotrade.store.api_keys import ApiKeyStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
@@ -61,9 +65,12 @@ OrdersConfigDep = Annotated[OrdersConfig, Depends(get_orders_config)]
 
 
 def resolve_account(gateway: ExchangeGateway, settings: Settings, name: str | None) -> AccountRef:
-    """The named account (or the default one); an unknown name is a 404."""
+    """The named account (or the default one); an unknown name is a 404 that lists no other account."""
     account = name or settings.default_account
-    return AccountRef(account, gateway.venue_of(account))
+    try:
+        return AccountRef(account, gateway.venue_of(account))
+    except domain.UnknownAccount:
+        raise domain.UnknownAccount(f"unknown account {account!r}") from None
 
 
 async def account_from_path(
@@ -84,3 +91,53 @@ async def account_from_query(
 
 PathAccount = Annotated[AccountRef, Depends(account_from_path)]
 QueryAccount = Annotated[AccountRef, Depends(account_from_query)]
+
+
+async def get_api_keys(request: Request) -> ApiKeyStore:
+    return request.app.state.api_keys
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller the authentication middleware verified (routes declare what it must hold)."""
+    principal = getattr(request.state, PRINCIPAL_STATE, None)
+    if not isinstance(principal, Principal):
+        raise domain.Unauthorized("an API key is required: send Authorization: Bearer <key>")
+    return principal
+
+
+ApiKeys = Annotated[ApiKeyStore, Depends(get_api_keys)]
+Caller = Annotated[Principal, Depends(get_principal)]
+_OrderKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key and body: the first response is replayed; never a second order. Scoped by API key.",
+    ),
+]
+_PlanKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Names the plan (scoped by API key; the answer's plan_id works too); its orders derive keys "
+        "from it.",
+    ),
+]
+
+
+async def order_idempotency_key(
+    keys: ApiKeys, caller: Caller, account: PathAccount, idempotency_key: _OrderKeyHeader = None
+) -> str | None:
+    return await idempotency.order_key(keys, caller, account.name, idempotency_key)
+
+
+async def plan_idempotency_key(
+    request: Request, keys: ApiKeys, caller: Caller, idempotency_key: _PlanKeyHeader = None
+) -> str | None:
+    account = await body_account(request) or request.app.state.settings.default_account
+    return await idempotency.plan_key(keys, caller, account, idempotency_key)
+
+
+OrderIdempotencyKey = Annotated[str | None, Depends(order_idempotency_key)]
+PlanIdempotencyKey = Annotated[str | None, Depends(plan_idempotency_key)]

@@ -56,9 +56,11 @@ def problem_response(
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {}
+    headers: dict[str, str] = {}
     if exc.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    # An error may carry headers of its own (WWW-Authenticate on a 401, RateLimit-* on a 429).
+    headers.update(getattr(exc, "headers", None) or {})
     extra = {} if exc.order_may_exist is None else {"order_may_exist": exc.order_may_exist}
     errors = [{"name": p.name, "detail": p.reason} for p in exc.invalid_params]
     return problem_response(

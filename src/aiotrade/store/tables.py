@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -303,3 +305,46 @@ class AccountSequenceRow(Base):
 
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKeyRow(Base):
+    """An API key of ours: only its SHA-256 digest is kept (the key itself is shown once, when made).
+
+    Rows are never deleted: a revoked key keeps its id, so audit rows and caller-scoped idempotency keys
+    still name someone known.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("digest", name="uq_api_keys_digest"),
+        # One active key per name; a revoked key's name may be given to a new one.
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)  # not secret: names the key in audit rows
+    digest: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    accounts: Mapped[list[str]] = mapped_column(JSON)  # "*": every configured account
+    rate_limit: Mapped[float] = mapped_column(Float)  # inbound requests per second; 0: unlimited
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))  # cli, bootstrap, dev, or the admin key's id
+    revoked_at: Mapped[datetime | None]
+
+
+class WsTicketRow(Base):
+    """A single-use WebSocket ticket (its digest), carrying its key's id, scopes and accounts."""
+
+    __tablename__ = "ws_tickets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    accounts: Mapped[list[str]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

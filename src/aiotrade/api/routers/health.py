@@ -7,11 +7,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from aiotrade.api.deps import Gateway
+from aiotrade.api.security import open_route, require
+from aiotrade.models.keys import Scope
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", operation_id="healthz", summary="Liveness: the process answers; touches nothing")
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    summary="Liveness: the process answers; touches nothing",
+    dependencies=[open_route()],
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -19,6 +26,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     operation_id="readyz",
+    dependencies=[open_route()],
     summary="Readiness: every venue's markets are loaded and the store answers",
     responses={503: {"description": "Not ready; the body says what is missing"}},
 )
@@ -40,6 +48,7 @@ async def readyz(request: Request, gateway: Gateway) -> JSONResponse:
 @router.get(
     "/debug/loop-lag",
     operation_id="loop_lag",
+    dependencies=[require(Scope.ADMIN)],
     summary="Longest event-loop stall seen (ms), optionally resetting the measurement",
 )
 async def loop_lag(request: Request, reset: bool = Query(default=False)) -> dict[str, float]:

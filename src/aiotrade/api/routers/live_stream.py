@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, WebSocket
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from aiotrade.api.auth import StreamAccess, issue_ticket, stream_access
+from aiotrade.api.deps import Caller
+from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.api.security import require
+from aiotrade.models.keys import Scope, WsTicket
 from aiotrade.stream.hub import LiveHub
 
 router = APIRouter(tags=["portfolio-live"])
@@ -32,11 +37,31 @@ Since = Annotated[
 ]
 
 
+Access = Annotated[StreamAccess, Depends(stream_access)]
+
+
 @router.websocket("/api/v1/portfolio/live/stream", name="portfolio_live_stream")
-async def live_stream(websocket: WebSocket, hub: Hub, account: Account = None, since: Since = None) -> None:
+async def live_stream(
+    websocket: WebSocket, hub: Hub, access: Access, account: Account = None, since: Since = None
+) -> None:
     # Accept first, so that a refusal is a close code the client can read rather than an HTTP 403.
     await websocket.accept()
+    if access.close is not None:
+        await websocket.close(*access.close)
+        return
     await hub.serve(WebSocketPeer(websocket), account, since=since)
+
+
+@router.post(
+    "/api/v1/auth/ws-ticket",
+    operation_id="create_ws_ticket",
+    summary="A single-use ticket (30 s) for one live-stream handshake from a browser: `?ticket=`",
+    tags=["portfolio"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[require(Scope.READ)],
+)
+async def ws_ticket(request: Request, caller: Caller) -> WsTicket:
+    return await issue_ticket(request, caller)
 
 
 class WebSocketPeer:

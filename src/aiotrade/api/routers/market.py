@@ -9,10 +9,14 @@ from fastapi import APIRouter, Path, Query
 
 from aiotrade.api.deps import Gateway
 from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.api.security import require
+from aiotrade.models.keys import Scope
 from aiotrade.models.market import ExchangeStatus, ExchangeSummary, Market, Ohlcv, OrderBook, Ticker, Trades
 from aiotrade.services import market
 
-router = APIRouter(prefix="/api/v1/exchanges", tags=["market-data"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/exchanges", tags=["market-data"], responses=PROBLEM_RESPONSES, dependencies=[require(Scope.READ)]
+)
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$"
 

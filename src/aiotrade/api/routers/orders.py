@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import AwareDatetime
 
-from aiotrade.api.deps import Gate, Gateway, OrdersConfigDep, PathAccount, Store
+from aiotrade.api.deps import Gate, Gateway, OrderIdempotencyKey, OrdersConfigDep, PathAccount, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.api.security import require
+from aiotrade.models.keys import Scope
 from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
 from aiotrade.services.orders import placement, queries
 
@@ -22,7 +24,8 @@ OrderId = Annotated[str, Path(description="Our order id (client order id) or the
     operation_id="create_order",
     summary="Place an order exactly once",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "A request with this Idempotency-Key is still in flight"}},
+    responses={409: {"description": "A request with this Idempotency-Key is still in flight (see Retry-After)"}},
+    dependencies=[require(Scope.TRADE, account="path")],
 )
 async def create_order(
     gateway: Gateway,
@@ -32,14 +35,7 @@ async def create_order(
     account: PathAccount,
     body: CreateOrderRequest,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=255,
-            description="Same key and body: the first response is replayed; never a second order.",
-        ),
-    ] = None,
+    idempotency_key: OrderIdempotencyKey,
 ) -> Order:
     placed = await placement.place_order(
         gateway, store, gate, config, account.name, body, idempotency_key=idempotency_key
@@ -49,7 +45,12 @@ async def create_order(
     return placed.order
 
 
-@router.get("", operation_id="list_orders", summary="Order history, newest first (cursor-paginated)")
+@router.get(
+    "",
+    operation_id="list_orders",
+    summary="Order history, newest first (cursor-paginated)",
+    dependencies=[require(Scope.READ, account="path")],
+)
 async def list_orders(
     store: Store,
     account: PathAccount,
@@ -66,7 +67,12 @@ async def list_orders(
     )  # fmt: skip
 
 
-@router.get("/{order_id}", operation_id="get_order", summary="One order (refreshed from the exchange)")
+@router.get(
+    "/{order_id}",
+    operation_id="get_order",
+    summary="One order (refreshed from the exchange)",
+    dependencies=[require(Scope.READ, account="path")],
+)
 async def get_order(gateway: Gateway, store: Store, account: PathAccount, order_id: OrderId) -> Order:
     return await queries.get_order(gateway, store, account.name, order_id)
 
@@ -76,6 +82,7 @@ async def get_order(gateway: Gateway, store: Store, account: PathAccount, order_
     operation_id="cancel_order",
     summary="Cancel an open order",
     responses={409: {"description": "The order is already closed"}},
+    dependencies=[require(Scope.TRADE, account="path")],
 )
 async def cancel_order(gateway: Gateway, store: Store, account: PathAccount, order_id: OrderId) -> Order:
     return await queries.cancel_order(gateway, store, account.name, order_id)

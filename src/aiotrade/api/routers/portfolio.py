@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
 from aiotrade.api.deps import (
     AppSettings,
     Gate,
     Gateway,
     OrdersConfigDep,
+    PlanIdempotencyKey,
     PortfolioStoreDep,
     QueryAccount,
     RiskStoreDep,
@@ -18,6 +19,8 @@ from aiotrade.api.deps import (
     resolve_account,
 )
 from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.api.security import require
+from aiotrade.models.keys import Scope
 from aiotrade.models.orders import CreateOrderRequest
 from aiotrade.models.portfolio import (
     Allocation,
@@ -39,7 +42,12 @@ router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"], responses=PRO
 QuoteQuery = Annotated[str, Query(max_length=16, description="Currency to value the portfolio in.")]
 
 
-@router.post("/allocations", operation_id="calculate_allocations", summary="Allocate weights across symbols")
+@router.post(
+    "/allocations",
+    operation_id="calculate_allocations",
+    summary="Allocate weights across symbols (saving them as targets needs `trade`)",
+    dependencies=[require(Scope.READ, account="body", raised_by="save_as_targets", raised_to=Scope.TRADE)],
+)
 async def allocations(
     gateway: Gateway, store: PortfolioStoreDep, settings: AppSettings, body: AllocationRequest
 ) -> Allocation:
@@ -47,7 +55,12 @@ async def allocations(
     return await portfolio.calculate_allocations(gateway, account.venue, body, store)
 
 
-@router.post("/signals", operation_id="process_signals", summary="Strategy signals → target weights")
+@router.post(
+    "/signals",
+    operation_id="process_signals",
+    summary="Strategy signals → target weights",
+    dependencies=[require(Scope.TRADE, account="body")],
+)
 async def signals(
     gateway: Gateway, store: PortfolioStoreDep, settings: AppSettings, body: SignalsRequest
 ) -> SignalsOutcome:
@@ -55,12 +68,22 @@ async def signals(
     return await portfolio.process_signals(gateway, store, account.name, body)
 
 
-@router.get("/targets", operation_id="get_targets", summary="The account's target weights")
+@router.get(
+    "/targets",
+    operation_id="get_targets",
+    summary="The account's target weights",
+    dependencies=[require(Scope.READ, account="query")],
+)
 async def targets(store: PortfolioStoreDep, account: QueryAccount) -> Targets:
     return await portfolio.get_targets(store, account.name)
 
 
-@router.get("/status", operation_id="get_portfolio_status", summary="Weights against targets, drift, cash")
+@router.get(
+    "/status",
+    operation_id="get_portfolio_status",
+    summary="Weights against targets, drift, cash",
+    dependencies=[require(Scope.READ, account="query")],
+)
 async def status(
     gateway: Gateway, store: PortfolioStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> PortfolioStatus:
@@ -70,7 +93,8 @@ async def status(
 @router.post(
     "/rebalance",
     operation_id="rebalance_portfolio",
-    summary="Plan a rebalance (dry run by default) or execute it",
+    summary="Plan a rebalance (dry run by default, `read`) or execute it (`trade`)",
+    dependencies=[require(Scope.READ, account="body", raised_by="execute", raised_to=Scope.TRADE)],
 )
 async def rebalance(
     gateway: Gateway,
@@ -80,10 +104,7 @@ async def rebalance(
     config: OrdersConfigDep,
     settings: AppSettings,
     body: RebalanceRequest,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", max_length=200, description="Names the plan; its orders derive keys from it."),
-    ] = None,
+    idempotency_key: PlanIdempotencyKey,
 ) -> RebalancePlan:
     account = resolve_account(gateway, settings, body.account)
     return await portfolio.rebalance_portfolio(
@@ -91,7 +112,12 @@ async def rebalance(
     )
 
 
-@router.get("/live/snapshot", operation_id="get_live_snapshot", summary="Valued snapshot with unrealized PnL")
+@router.get(
+    "/live/snapshot",
+    operation_id="get_live_snapshot",
+    summary="Valued snapshot with unrealized PnL",
+    dependencies=[require(Scope.READ, account="query")],
+)
 async def live_snapshot(
     gateway: Gateway, store: Store, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> LiveSnapshotResponse:
@@ -99,7 +125,12 @@ async def live_snapshot(
     return LiveSnapshotResponse(snapshot=snapshot)
 
 
-@router.get("/live/performance", operation_id="get_portfolio_performance", summary="Performance from equity history")
+@router.get(
+    "/live/performance",
+    operation_id="get_portfolio_performance",
+    summary="Performance from equity history",
+    dependencies=[require(Scope.READ, account="query")],
+)
 async def live_performance(
     store: Store, risk_store: RiskStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> Performance:
@@ -110,6 +141,7 @@ async def live_performance(
     "/live/validate-trade",
     operation_id="validate_trade_live",
     summary="Can the account fund this order now (free balances, locked funds, fees at the account's fee rate)?",
+    dependencies=[require(Scope.READ, account="query")],
 )
 async def live_validate(
     gateway: Gateway, risk_store: RiskStoreDep, body: CreateOrderRequest, account: QueryAccount

@@ -1,0 +1,52 @@
+"""Administration over REST: API keys (make, list, revoke) and the metrics exposition. Scope `admin`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from aiotrade.api import auth
+from aiotrade.api.deps import ApiKeys, AppSettings, Caller
+from aiotrade.api.openapi import PROBLEM_RESPONSES
+from aiotrade.api.security import require
+from aiotrade.models.keys import KEY_NAME_PATTERN, ApiKeyInfo, CreatedApiKey, NewApiKey, Scope
+from aiotrade.observability.metrics import render_metrics
+
+router = APIRouter(tags=["admin"], responses=PROBLEM_RESPONSES, dependencies=[require(Scope.ADMIN)])
+
+KeyName = Annotated[str, Path(pattern=KEY_NAME_PATTERN, description="The key's name.")]
+
+
+@router.post(
+    "/api/v1/admin/keys",
+    operation_id="create_api_key",
+    summary="Make an API key; the key is in this answer only (it is stored as a digest)",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "An active key has this name"}},
+)
+async def create_key(
+    keys: ApiKeys, settings: AppSettings, caller: Caller, body: NewApiKey, response: Response
+) -> CreatedApiKey:
+    response.headers["Cache-Control"] = "no-store"
+    return await auth.create_key(keys, settings, body, created_by=caller.key_id)
+
+
+@router.get("/api/v1/admin/keys", operation_id="list_api_keys", summary="Every API key, revoked ones included")
+async def list_keys(keys: ApiKeys) -> list[ApiKeyInfo]:
+    return await auth.list_keys(keys)
+
+
+@router.delete(
+    "/api/v1/admin/keys/{name}",
+    operation_id="revoke_api_key",
+    summary="Revoke the active key of this name (every replica refuses it within 5 s)",
+)
+async def revoke_key(keys: ApiKeys, name: KeyName) -> ApiKeyInfo:
+    return await auth.revoke_key(keys, name)
+
+
+@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics (every worker's)", tags=["health"])
+async def metrics() -> Response:
+    body, content_type = render_metrics()
+    return Response(body, media_type=content_type)
