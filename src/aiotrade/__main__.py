@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    refusal = asyncio.run(_prepare_to_serve(settings, host))
+    refusal = asyncio.run(_prepare_to_serve(settings, host, port))
     if refusal is not None:
         print(f"aiotrade: {refusal}", file=sys.stderr)
         return 2
@@ -159,7 +158,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
 
 
-async def _prepare_to_serve(settings: Settings, host: str) -> str | None:
+async def _prepare_to_serve(settings: Settings, host: str, port: int) -> str | None:
     """Before the server answers: the schema, the bootstrap key, and on loopback the local dev key; off
     loopback, a refusal (as text) when no key could open the API."""
     from aiotrade.api import auth
@@ -175,11 +174,14 @@ async def _prepare_to_serve(settings: Settings, host: str) -> str | None:
         if is_loopback(host):
             if settings.auth.dev_key:
                 path = await auth.ensure_dev_key(store, settings)
-                logging.getLogger("aiotrade").info(
-                    "API key for this machine in %s: export AIOTRADE_API_KEY=$(cat %s) and send "
-                    '-H "Authorization: Bearer $AIOTRADE_API_KEY"',
-                    path,
-                    path,
+                # Printed, not logged: log redaction would (rightly) mask anything shaped like an API key setting.
+                print(
+                    f"aiotrade: the API key for this machine is in {path}; use it with\n"
+                    f"  export AIOTRADE_API_KEY=$(cat {path})\n"
+                    '  curl -H "Authorization: Bearer $AIOTRADE_API_KEY" '
+                    f"'http://{_url_host(host)}:{port}/api/v1/exchanges'",
+                    file=sys.stderr,
+                    flush=True,
                 )
             return None
         if await store.count_active() == 0:
@@ -191,6 +193,10 @@ async def _prepare_to_serve(settings: Settings, host: str) -> str | None:
         return None
     finally:
         await engine.dispose()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _split(text: str) -> list[str]:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,6 +38,7 @@ from aiotrade.store.gate import GateStore
 from aiotrade.store.leases import LeaseStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
+from aiotrade.store.retention import Retention, purge
 from aiotrade.store.risk import RiskStore
 from aiotrade.stream.hub import LiveHub, StoredEvents
 
@@ -110,9 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     **led,
                 ),
                 runner.start_led(
-                    "key-purge",
-                    lambda _: store.purge_expired_keys(),
-                    interval_s=settings.jobs.key_purge_interval_s,
+                    "retention",
+                    lambda _: purge(sessions, retention(settings)),
+                    interval_s=settings.jobs.purge_interval_s,
                     **led,
                 ),
                 runner.start_led(
@@ -161,6 +163,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_stream.router)
     app.include_router(admin.router)
     return app
+
+
+def retention(settings: Settings) -> Retention:
+    config = settings.retention
+    return Retention(
+        audit=timedelta(days=config.audit_days),
+        equity=timedelta(days=config.equity_days),
+        events=timedelta(days=config.events_days),
+        job_runs=timedelta(days=config.job_runs_days),
+    )
 
 
 def _document_problems(app: FastAPI) -> None:

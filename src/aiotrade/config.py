@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ import ccxt.async_support as ccxt_async
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -109,6 +111,8 @@ class AccountConfig(BaseModel):
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
+    # Start even if the venue says this key may withdraw funds (a trading backend never needs that right).
+    allow_withdrawals: bool = False
 
 
 class OrdersConfig(BaseModel):
@@ -135,6 +139,19 @@ class OrdersConfig(BaseModel):
         return timedelta(hours=self.idempotency_retention_h)
 
 
+class RetentionConfig(BaseModel):
+    """How long the store keeps what it does not need forever (purged once per interval by the leader).
+    Idempotency keys: `orders.idempotency_retention_h` (at least 24 h). Orders, fills and the equity peak
+    are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audit_days: float = Field(default=365.0, ge=1)
+    equity_days: float = Field(default=730.0, ge=1)
+    events_days: float = Field(default=30.0, ge=1)
+    job_runs_days: float = Field(default=7.0, ge=1)
+
+
 class JobsConfig(BaseModel):
     """Background jobs run on one replica at a time: the holder of a lease in the shared database."""
 
@@ -142,7 +159,7 @@ class JobsConfig(BaseModel):
 
     # A dead leader is replaced within 2 × this (in practice 4/3 ×).
     lease_ttl_s: float = Field(default=10.0, ge=1.0, le=300.0)
-    key_purge_interval_s: float = Field(default=3600.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
 
 class TracingConfig(BaseModel):
@@ -220,6 +237,27 @@ def _default_accounts() -> dict[str, AccountConfig]:
     return {"paper": AccountConfig(venue="paper", api_key=SecretStr(PAPER_API_KEY), secret=SecretStr(PAPER_SECRET))}
 
 
+class EnvWithFiles(EnvSettingsSource):
+    """The environment, where any ``AIOTRADE_<NAME>_FILE`` stands for ``AIOTRADE_<NAME>`` with the file's
+    contents (trailing newline removed): secrets from Docker secrets or a mounted file, never an env value.
+    A variable set both ways is an error, and so is a file that cannot be read."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        variables = dict(super()._load_env_vars())
+        prefix = (self.env_prefix or "").lower()
+        own = CONFIG_FILE_ENV.lower()
+        indirect = [n for n in variables if n.startswith(prefix) and n.endswith("_file") and n != own]
+        for name in indirect:
+            target, path = name.removesuffix("_file"), variables.pop(name)
+            if target in variables:
+                raise ValueError(f"{target.upper()} and {name.upper()} are both set: give one")
+            try:
+                variables[target] = Path(path or "").read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"{name.upper()}: cannot read {path!r} ({exc.strerror})") from None
+        return variables
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AIOTRADE_",
@@ -258,6 +296,7 @@ class Settings(BaseSettings):
     # How often each account's equity is recorded (performance, daily-loss and drawdown limits).
     equity_interval_s: float = Field(default=60.0, gt=0)
     jobs: JobsConfig = JobsConfig()
+    retention: RetentionConfig = RetentionConfig()
     # Requests above this many bytes are refused before they are read further.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     auth: AuthConfig = AuthConfig()
@@ -290,7 +329,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvWithFiles(settings_cls)]
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             path = Path(config_file)

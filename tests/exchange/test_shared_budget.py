@@ -25,6 +25,7 @@ from aiotrade.exchange.pool import ExchangePool, SharedLimitSettings
 from aiotrade.paper.config import PaperConfig
 from aiotrade.paper.server import PaperExchange
 from tests.support.servers import api_env, free_port, paper_env, serve_process, start_redis
+from tests.support.stack import auth_headers
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "ETH/BTC", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT"]
 WINDOW_S = 5
@@ -42,7 +43,7 @@ class Load:
         self.counter = 0
 
     async def run(self, url: str, clients: int, until: float) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_headers()) as http:
             await asyncio.gather(*(self._client(http, until) for _ in range(clients)))
 
     async def _client(self, http: httpx.AsyncClient, until: float) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.stack import TEST_API_KEY
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -223,5 +225,7 @@ def api_env(paper_url: str, data_dir: Path, **settings: object) -> dict[str, str
         "AIOTRADE_LOG_LEVEL": "WARNING",
         "AIOTRADE_EQUITY_INTERVAL_S": "3600",
         "AIOTRADE_ORDERS__RECONCILE_INTERVAL_S": "3600",
+        # The key every test client sends (see tests.support.stack): stored at start-up by each process.
+        "AIOTRADE_AUTH__BOOTSTRAP_KEY": TEST_API_KEY,
         **{f"AIOTRADE_{key.upper()}": str(value) for key, value in settings.items()},
     }

@@ -20,7 +20,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from aiotrade.api.auth import digest_of, key_id_of
+from aiotrade.api.auth import create_key, digest_of, key_id_of
 from aiotrade.api.idempotency import scoped
 from aiotrade.app import create_app
 from aiotrade.config import (
@@ -37,6 +37,7 @@ from aiotrade.config import (
 )
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
+from aiotrade.models.keys import CreatedApiKey, NewApiKey
 from aiotrade.paper.config import Clock, PaperConfig
 from aiotrade.paper.server import PaperExchange
 from aiotrade.services.orders.keys import MAX_IDEMPOTENCY_KEY
@@ -83,9 +84,24 @@ class Stack:
         ) as client:
             yield client
 
+    async def make_key(
+        self, name: str, scopes: str = "read,trade,admin", accounts: str = "*", rate_limit: float = 0
+    ) -> CreatedApiKey:
+        """A new API key in the stack's store (what `keys create` does)."""
+        return await make_key(self.app, name, scopes, accounts, rate_limit)
+
     def paper_requests(self, path: str) -> int:
         """How many requests the paper exchange has seen on ``path``."""
         return self.paper.stats.requests.get(path, 0)
+
+
+async def make_key(
+    app: FastAPI, name: str, scopes: str = "read,trade,admin", accounts: str = "*", rate_limit: float = 0
+) -> CreatedApiKey:
+    request = NewApiKey(
+        name=name, scopes=scopes.split(",") if scopes else [], accounts=accounts.split(","), rate_limit=rate_limit
+    )
+    return await create_key(app.state.api_keys, app.state.settings, request, created_by="test")
 
 
 def stack_settings(

@@ -50,9 +50,7 @@ def uvicorn_log_config(level: str = "INFO", fmt: LogFormat = "console") -> dict[
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"aiotrade": {"()": f"{__name__}.build_formatter", "fmt": fmt, "level": name}},
-        "handlers": {
-            "stderr": {"class": f"{__name__}.StderrHandler", "formatter": "aiotrade", "stream": "ext://sys.stderr"}
-        },
+        "handlers": {"stderr": {"class": f"{__name__}.StderrHandler", "formatter": "aiotrade"}},
         "loggers": {
             "uvicorn": uvicorn_logger,
             "uvicorn.error": uvicorn_logger,
@@ -96,8 +94,19 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     lock), without the stdlib's LogRecord round trip, which costs more than the rest of an access line."""
 
     def __init__(self, stream: Any = None) -> None:
+        # Without a stream of its own it follows sys.stderr as it is at each write, so a replaced stderr
+        # (a test's capture, a closed one restored) never leaves the handler writing to a dead file.
+        self._follows_stderr = stream is None
         super().__init__(stream)
         _output.handler = self
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr if self._follows_stderr else self._stream
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._stream = value
 
     def write_line(self, line: str) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__

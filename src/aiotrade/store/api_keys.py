@@ -90,7 +90,7 @@ class ApiKeyStore:
         async with self._sessions.begin() as session:
             if await session.scalar(select(ApiKeyRow.key_id).where(ApiKeyRow.digest == key.digest)) is not None:
                 return False
-            await _revoke_named(session, key.name)
+            await _revoke_named(session, key.name, keep_digest=key.digest)  # not the one a replica just stored
             insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             values = {c: getattr(_row(key), c) for c in _COLUMNS}
             result = await session.execute(insert(ApiKeyRow).values(**values).on_conflict_do_nothing())
@@ -209,12 +209,11 @@ def _stored(row: ApiKeyRow) -> StoredKey:
     )
 
 
-async def _revoke_named(session: AsyncSession, name: str) -> None:
-    await session.execute(
-        update(ApiKeyRow)
-        .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    )
+async def _revoke_named(session: AsyncSession, name: str, *, keep_digest: str | None = None) -> None:
+    where = [ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None)]
+    if keep_digest is not None:
+        where.append(ApiKeyRow.digest != keep_digest)
+    await session.execute(update(ApiKeyRow).where(*where).values(revoked_at=datetime.now(UTC)))
 
 
 async def _names_a_key(session: AsyncSession, scoped: str) -> bool:

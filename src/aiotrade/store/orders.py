@@ -250,13 +250,6 @@ class OrderStore:
             else:
                 await session.execute(update(IdempotencyKeyRow).where(*where).values(locked_until=datetime.now(UTC)))
 
-    async def purge_expired_keys(self) -> int:
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(IdempotencyKeyRow).where(IdempotencyKeyRow.expires_at < datetime.now(UTC))
-            )
-            return result.rowcount or 0
-
     # ----- orders ----------------------------------------------------------------------------------
 
     async def get(self, account: str, client_order_id: str) -> StoredOrder | None:
