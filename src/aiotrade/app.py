@@ -16,7 +16,7 @@ from aiotrade.api.limits import BodySizeLimit
 from aiotrade.api.middleware import RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
-from aiotrade.api.routers import admin, health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.routers import accounts, admin, health, live_stream, market, orders, portfolio, risk
 from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
 from aiotrade.config import Settings
@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
             gateway = ExchangeGateway(pool)
-            gate = RiskGate(gateway, risk_store, GateStore(sessions))
+            gate_store = GateStore(sessions)
+            gate = RiskGate(gateway, risk_store, gate_store)
             # Entered after the pool, so it closes (and stops computing) before the pool does.
             app.state.live_hub = await stack.enter_async_context(
                 LiveHub(
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.pool = pool
             app.state.gateway = gateway
             app.state.gate = gate
+            app.state.gate_store = gate_store
             app.state.store = store
             app.state.risk_store = risk_store
             app.state.portfolio_store = PortfolioStore(sessions)
@@ -135,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "market-data", "description": "Markets, tickers, books, trades, candles, status."},
             {"name": "orders", "description": "Create exactly once, cancel, get, history."},
+            {"name": "accounts", "description": "Kill switch and resume, cancel-all, balances, fills."},
             {"name": "risk", "description": "Sizing, the pre-trade gate, probabilities, portfolio risk, limits."},
             {"name": "portfolio", "description": "Allocations, signals, status, rebalancing, live snapshot."},
             {"name": "health", "description": "Liveness and readiness."},
@@ -158,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(market.router)
     app.include_router(orders.router)
+    app.include_router(accounts.router)
     app.include_router(risk.router)
     app.include_router(portfolio.router)
     app.include_router(live_stream.router)

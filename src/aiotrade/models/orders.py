@@ -219,6 +219,18 @@ class CancelAllReport(BaseModel):
     outcomes: list[CancelOutcome]
 
 
+class HaltRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str | None = Field(default=None, min_length=1, max_length=200, description="Kept with the state.")
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str | None = Field(default=None, min_length=1, max_length=200, description="Kept with the state.")
+
+
 class HaltReport(BaseModel):
     """The kill switch's answer: the account is HALTED; every open order and what became of it."""
 

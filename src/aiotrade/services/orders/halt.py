@@ -6,6 +6,7 @@ and cancels every open order of the account on the exchange, ours or not, report
 placement that is acknowledged after the halt looked sees HALTED and cancels its own order (see
 `placement.py`), so a placement racing the halt is either refused or cancelled, never left open.
 Calling it again is harmless: the state stays HALTED and there is nothing left to cancel.
+`resume_account` (an admin's act, decided by the route) sets ACTIVE in the same critical section.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from aiotrade import errors as domain
 from aiotrade.domain.records import VenueOrder
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.orders import CancelAllReport, CancelOutcome, HaltReport
-from aiotrade.models.risk import TradingState
+from aiotrade.models.risk import TradingState, TradingStateView
 from aiotrade.services.orders.settlement import refresh
 from aiotrade.store.gate import GateStore
 from aiotrade.store.orders import OrderStore
 
 SETTLE_POLL_S = 0.1
+# Long enough for a send in flight to be acknowledged; one that takes longer cancels itself on its ack.
+DEFAULT_SETTLE_TIMEOUT_S = 5.0
 
 
 async def halt_account(
@@ -33,7 +36,7 @@ async def halt_account(
     account: str,
     *,
     reason: str | None,
-    settle_timeout_s: float,
+    settle_timeout_s: float = DEFAULT_SETTLE_TIMEOUT_S,
 ) -> HaltReport:
     """HALTED, then every open order of the account cancelled (see the module docstring)."""
     gateway.venue_of(account)
@@ -51,6 +54,16 @@ async def halt_account(
         outcomes=outcomes,
         still_in_flight=[o.client_order_id for o in pending],
     )
+
+
+async def resume_account(
+    gateway: ExchangeGateway, store: OrderStore, gate_store: GateStore, account: str, *, reason: str | None
+) -> TradingStateView:
+    """ACTIVE again, inside the account's critical section (no order is admitted under the old state)."""
+    gateway.venue_of(account)
+    state = await gate_store.set_trading_state(account, TradingState.ACTIVE, reason or "resumed")
+    await store.audit(account, None, "resumed", reason=state.reason)
+    return state
 
 
 async def cancel_all_orders(
