@@ -127,6 +127,19 @@ class CircuitOpen(UpstreamUnavailable):
     slug, title = "exchange-circuit-open", "Exchange circuit open"
 
 
+class ComputeBusy(DomainError):
+    """Every compute slot is busy and the wait queue is full (or the wait timed out): nothing was computed;
+    ``retry_after_s`` says when to try again."""
+
+    status, slug, title = 503, "compute-busy", "Computation capacity exhausted"
+
+
+class ComputeInterrupted(ComputeBusy):
+    """The computation was cut off before it finished (shutdown, or a worker process died)."""
+
+    slug, title = "compute-interrupted", "Computation interrupted"
+
+
 class Unauthorized(DomainError):
     """No API key, or one we do not know (mistyped, revoked, expired ticket): one answer for all of them."""
 
