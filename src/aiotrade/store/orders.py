@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiotrade.context import current_caller
 from aiotrade.domain.records import VenueFill
 from aiotrade.models.orders import UNSETTLED_STATUSES, Fee, Order, OrderStatus, check_transition
+from aiotrade.observability.metrics import IDEMPOTENCY_REPLAYS, record_transition
 from aiotrade.store.events import add_events
 from aiotrade.store.tables import AuditRow, FillRow, IdempotencyKeyRow, OrderRow
 
@@ -218,6 +219,7 @@ class OrderStore:
             if row.request_hash != request_hash:
                 return Claim(ClaimKind.MISMATCH, row.client_order_id)
             if row.state == "completed":
+                IDEMPOTENCY_REPLAYS.inc()
                 return Claim(ClaimKind.REPLAY, row.client_order_id, row.response_status, row.response_body)
             if row.locked_until > now:
                 return Claim(ClaimKind.IN_FLIGHT, row.client_order_id, locked_until=row.locked_until)
@@ -341,7 +343,9 @@ class OrderStore:
                 await _add_new_fills(session, result, fills)
             if complete_key is not None:
                 await _complete(session, account, complete_key(result))
-            return result
+        if current is not status:  # counted once committed
+            record_transition(current.value, status.value)
+        return result
 
     async def audit(self, account: str, client_order_id: str | None, event: str, **detail: Any) -> None:
         """An event that changes no state (a look-up, a cancel request) on the order's trail."""

@@ -29,6 +29,7 @@ from typing import Any, Protocol, Self
 from pydantic import BaseModel
 
 from aiotrade.errors import DomainError
+from aiotrade.observability.metrics import LIVE_DROPPED, LIVE_SUBSCRIBERS
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class LiveHub:
             await self._close_peer(peer, _NO_ACCOUNT if name is None else _UNKNOWN_ACCOUNT)
             return
         subscriber = self._join(name)
+        LIVE_SUBSCRIBERS.inc()
         gone = asyncio.create_task(peer.wait_closed(), name=f"aiotrade-live-peer-{name}")
         gone.add_done_callback(subscriber.on_peer_gone)
         try:
@@ -171,6 +173,7 @@ class LiveHub:
                 gone.cancel()
                 await asyncio.wait({gone} if stopped is None else {gone, stopped})
                 self._streams.discard(subscriber)
+                LIVE_SUBSCRIBERS.dec()
 
     async def close(self) -> None:
         """Stop every producer and close every stream with ``CLOSE_GOING_AWAY``; returns once they have
@@ -408,6 +411,7 @@ class LiveHub:
             feed.subscribers.discard(subscriber)
             subscriber.end(_TOO_SLOW)
         if slow:
+            LIVE_DROPPED.inc(len(slow))
             log.info("live stream of %s: dropped %d slow subscriber(s)", feed.account, len(slow))
 
 

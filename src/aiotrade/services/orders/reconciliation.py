@@ -1,7 +1,9 @@
 """Reconciliation: settle orders whose outcome we do not know, and keep live ones in step.
 
 Never sends an order: an order the exchange does not have once its send can no longer land (and no
-request holds its key) is marked REJECTED. A live order of a HALTED account is cancelled.
+request holds its key) is marked REJECTED. A live order of a HALTED account is cancelled. A live order the
+venue no longer knows (it lost its state) is left as stored and logged: the store is our record of it.
+Counted in ``aiotrade_reconciler_runs_total`` and ``aiotrade_reconciler_settlements_total`` (by outcome).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aiotrade.config import OrdersConfig
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.orders import UNSETTLED_STATUSES, OrderStatus
 from aiotrade.models.risk import TradingState
+from aiotrade.observability.metrics import RECONCILER_RUNS, RECONCILER_SETTLEMENTS
 from aiotrade.services.orders.placement import landing_window_ms, settled_horizon
 from aiotrade.services.orders.settlement import adopt, record_fills, refresh
 from aiotrade.store.orders import OrderStore, StoredOrder
@@ -27,6 +30,7 @@ async def reconcile(
     gateway: ExchangeGateway, store: OrderStore, config: OrdersConfig, risk_store: RiskStore | None = None
 ) -> int:
     """One pass over the orders that need a look; returns how many changed."""
+    RECONCILER_RUNS.inc()
     changed = 0
     halted: dict[str, bool] = {}
     now = datetime.now(UTC)
@@ -65,6 +69,11 @@ async def _reconcile_one(gateway: ExchangeGateway, store: OrderStore, order: Sto
     seen = await gateway.find_order(order.account, order.symbol, order.client_order_id)
     if seen is None:
         if order.status not in UNSETTLED_STATUSES:
+            log.warning(
+                "order %s is %s in the store but the venue does not know it: not confirmed by the venue",
+                order.client_order_id,
+                order.status,
+            )
             return 0
         detail = "never reached the exchange (settled by the reconciler)"
         # Compare-and-set: a retry that resumed this order since we read it wins.
@@ -76,9 +85,14 @@ async def _reconcile_one(gateway: ExchangeGateway, store: OrderStore, order: Sto
             unless_changed_since=order.updated_at,
             error=detail,
         )
-        return 1 if settled is not None else 0
+        if settled is None:
+            return 0
+        RECONCILER_SETTLEMENTS.labels("not_found").inc()
+        return 1
     event = "reconciled" if seen.status != order.status else None
     updated = await adopt(store, order, seen, event=event, status=seen.status)
+    if order.status in UNSETTLED_STATUSES and seen.status not in UNSETTLED_STATUSES:
+        RECONCILER_SETTLEMENTS.labels(seen.status.value).inc()
     if updated.filled > 0 and updated.exchange_order_id:
         await record_fills(gateway, store, updated)
     return 1 if event else 0
