@@ -17,6 +17,7 @@ from aiotrade.api.middleware import RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import accounts, admin, health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.routers.docs import docs_router
 from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
 from aiotrade.config import Settings
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="A natively async crypto trading backend",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api/routers/docs.py
+        redoc_url=None,
         openapi_tags=[
             {"name": "market-data", "description": "Markets, tickers, books, trades, candles, status."},
             {"name": "orders", "description": "Create exactly once, cancel, get, history."},
@@ -166,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portfolio.router)
     app.include_router(live_stream.router)
     app.include_router(admin.router)
+    app.include_router(docs_router(title=app.title, openapi_url=app.openapi_url or "/openapi.json"))
     return app
 
 
