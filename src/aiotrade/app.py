@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.callback(app.state.tracing.shutdown)
             await migrate(engine)
             sessions = make_sessions(engine)
-            await open_auth(app, settings, sessions)  # API keys: the store, its cache, the inbound limiter
+            await open_auth(app, settings, sessions, stack)  # API keys: the store, its cache, the inbound limiter
             store = OrderStore(sessions)
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
