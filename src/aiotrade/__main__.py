@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -85,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if refusal is not None:
         print(f"aiotrade: {refusal}", file=sys.stderr)
         return 2
+    from aiotrade.compute import WORKER_COUNT_ENV
     from aiotrade.observability.metrics import multiprocess_dir
 
+    # Each worker sizes its share of the machine from it (compute processes, the limiter's local share).
+    os.environ[WORKER_COUNT_ENV] = str(args.workers)
     # With several workers, metrics are kept in files every worker writes and /metrics reads together.
     with multiprocess_dir(args.workers):
         uvicorn.run(

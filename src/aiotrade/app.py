@@ -20,6 +20,7 @@ from aiotrade.api.routers import accounts, admin, health, live_stream, market, o
 from aiotrade.api.routers.docs import docs_router
 from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
+from aiotrade.compute import ComputePool, serve_worker_count
 from aiotrade.config import Settings
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.exchange.pool import ExchangePool
@@ -62,6 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.info("embedded paper exchange at %s", paper_url)
             # This worker's metric files are swept when it stops (several workers share one directory).
             stack.callback(mark_process_dead, os.getpid())
+            # Heavy maths in worker processes, warm before we serve; closed last, after every request's job.
+            app.state.compute = await stack.enter_async_context(
+                ComputePool(settings.compute, uvicorn_workers=serve_worker_count())
+            )
             engine = make_engine(settings.effective_database_url())
             stack.push_async_callback(engine.dispose)
             if app.state.tracing is not None:

@@ -44,7 +44,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 StartMethod = Literal["forkserver", "spawn"]
 
@@ -65,6 +66,9 @@ StartMethod = Literal["forkserver", "spawn"]
 DOCUMENTED_MAX_PATH_STEPS = 100_000 * 1_000
 #: symbols × lookback of the largest documented portfolio request (100 symbols of 5,000 candles).
 DOCUMENTED_MAX_CANDLES = 100 * 5_000
+
+#: Set by `python -m aiotrade serve --workers N` for its worker processes (read here and by the limiter).
+WORKER_COUNT_ENV = "AIOTRADE_WORKER_COUNT"
 
 _STARTUP_TIMEOUT_S = 60.0
 _KILL_AFTER_S = 2.0
@@ -136,6 +140,27 @@ class ComputeSettings(BaseModel):
     def check_candles(self, symbols: int, lookback: int) -> None:
         """422 naming `symbols` and `lookback` when symbols × lookback exceeds `max_candles`."""
         check_budget(("symbols", "lookback"), symbols * lookback, self.max_candles)
+
+
+def serve_worker_count() -> int:
+    """The uvicorn worker processes of this serve instance (`serve --workers N` exports `AIOTRADE_WORKER_COUNT`)."""
+    try:
+        return max(1, int(os.environ.get(WORKER_COUNT_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+async def map_yielding(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`fn` over `items` on the loop, yielding to it between items.
+
+    For the cheap per-item preparation of a job's inputs (text to floats, one series at a time): the loop
+    serves other requests between items instead of once at the end.
+    """
+    out = []
+    for item in items:
+        out.append(fn(item))
+        await asyncio.sleep(0)
+    return out
 
 
 def check_budget(name_fields: tuple[str, ...], size: int, limit: int) -> None:
@@ -495,4 +520,6 @@ __all__ = [
     "ComputeStats",
     "available_cpus",
     "check_budget",
+    "map_yielding",
+    "serve_worker_count",
 ]

@@ -25,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from aiotrade.compute import ComputeSettings
+
 CONFIG_FILE_ENV = "AIOTRADE_CONFIG_FILE"
 
 # Keys the embedded paper exchange seeds with balances; they are test credentials, not secrets.
@@ -296,6 +298,9 @@ class Settings(BaseSettings):
     # How often each account's equity is recorded (performance, daily-loss and drawdown limits).
     equity_interval_s: float = Field(default=60.0, gt=0)
     jobs: JobsConfig = JobsConfig()
+    # Heavy maths in worker processes: how many, jobs at once, the wait queue, per-request budgets
+    # (aiotrade.compute; e.g. AIOTRADE_COMPUTE__QUEUE_SIZE=32).
+    compute: ComputeSettings = ComputeSettings()
     retention: RetentionConfig = RetentionConfig()
     # Requests above this many bytes are refused before they are read further.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from aiotrade import errors as domain
 from aiotrade.api import idempotency
 from aiotrade.api.security import PRINCIPAL_STATE, Principal, body_account
+from aiotrade.compute import ComputePool
 from aiotrade.config import OrdersConfig, Settings
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.services.risk.gate import RiskGate
@@ -55,6 +56,10 @@ async def get_orders_config(request: Request) -> OrdersConfig:
     return request.app.state.settings.orders
 
 
+async def get_compute(request: Request) -> ComputePool:
+    return request.app.state.compute
+
+
 Gateway = Annotated[ExchangeGateway, Depends(get_gateway)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[OrderStore, Depends(get_store)]
@@ -62,6 +67,8 @@ RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 PortfolioStoreDep = Annotated[PortfolioStore, Depends(get_portfolio_store)]
 Gate = Annotated[RiskGate, Depends(get_gate)]
 OrdersConfigDep = Annotated[OrdersConfig, Depends(get_orders_config)]
+# Worker processes for heavy maths (aiotrade.compute): services take it as an argument.
+Compute = Annotated[ComputePool, Depends(get_compute)]
 
 
 def resolve_account(gateway: ExchangeGateway, settings: Settings, name: str | None) -> AccountRef:

@@ -11,6 +11,7 @@ at the average. Holdings that did not come from recorded fills have no cost basi
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from decimal import Decimal
 import numpy as np
 
 from aiotrade import errors as domain
+from aiotrade.compute import ComputePool
 from aiotrade.domain import market_rules
 from aiotrade.domain.funding import funding_need
 from aiotrade.domain.money import money
@@ -33,12 +35,13 @@ from aiotrade.models.portfolio import (
     Performance,
     Position,
 )
-from aiotrade.quant import risk as qrisk
+from aiotrade.quant import jobs
 from aiotrade.quant.errors import QuantInputError
 from aiotrade.store.orders import OrderStore, StoredFill
 from aiotrade.store.risk import RiskStore
 
 STALE_AFTER_S = 30.0
+_SLICE = 5_000  # equity records turned into floats per loop step (~8 ms)
 
 
 @dataclass
@@ -107,9 +110,13 @@ async def get_live_portfolio_snapshot(
 
 
 async def get_portfolio_performance(
-    risk_store: RiskStore, store: OrderStore, account: str, quote: str = "USDT"
+    compute: ComputePool, risk_store: RiskStore, store: OrderStore, account: str, quote: str = "USDT"
 ) -> Performance:
-    """Returns, volatility, Sharpe, Sortino, drawdown, Calmar from recorded equity; PnL from fills."""
+    """Returns, volatility, Sharpe, Sortino, drawdown, Calmar from recorded equity; PnL from fills.
+
+    The ratios run in a compute worker (`quant.jobs.performance_job`): two years of minute records are a
+    million points. The floats are made on the loop in slices that yield.
+    """
     history = await risk_store.equity_history(account)
     ledger = cost_ledger(await store.fills(account), quote)
     wins = [p for p in ledger.realized if p > 0]
@@ -127,21 +134,16 @@ async def get_portfolio_performance(
             start = _equity_at(history, history[-1][0] - span)
             returns[label] = q(float(now_equity / start - 1)) if start else None
         returns["all"] = q(float(now_equity / history[0][1] - 1)) if history[0][1] else None
-    series = np.array([float(e) for _, e in history])
-    if len(series) >= 31 and np.all(series > 0):
-        spacing = float(np.median(np.diff([t.timestamp() for t, _ in history])))
-        ppy = 365 * 86400 / spacing if spacing > 0 else 365.0
-        period_returns = series[1:] / series[:-1] - 1
+    equity, times_s = await _equity_arrays(history)
+    if len(equity) >= 31 and np.all(equity > 0):
         try:
-            volatility = q(qrisk.volatility(period_returns, periods_per_year=ppy))
-            sharpe = q(qrisk.sharpe_ratio(period_returns, periods_per_year=ppy, risk_free_rate=0.0))
-            sortino = q(qrisk.sortino_ratio(period_returns, periods_per_year=ppy, risk_free_rate=0.0))
-            drawdown = q(qrisk.max_drawdown(period_returns))
-            calmar = q(qrisk.calmar_ratio(period_returns, periods_per_year=ppy))
+            ratios = await compute.run(jobs.performance_job, equity, times_s)
+            volatility, sharpe, sortino = q(ratios.volatility), q(ratios.sharpe), q(ratios.sortino)
+            drawdown, calmar = q(ratios.max_drawdown), q(ratios.calmar)
         except QuantInputError as exc:  # flat equity: ratios are undefined, not zero
             conventions.append(f"ratios unavailable: {exc}")
     else:
-        conventions.append(f"ratios need at least 31 equity records; {len(series)} so far")
+        conventions.append(f"ratios need at least 31 equity records; {len(equity)} so far")
     return Performance(
         account=account,
         quote=quote,
@@ -241,7 +243,15 @@ def _equity_at(history: Sequence[tuple[datetime, Decimal]], when: datetime) -> D
     """The first recorded equity at or after ``when``; None if history does not reach back that far."""
     if not history or history[0][0] > when:
         return None
-    for at, equity in history:
-        if at >= when:
-            return equity
-    return None
+    index = bisect.bisect_left(history, when, key=lambda record: record[0])  # history is in time order
+    return history[index][1] if index < len(history) else None
+
+
+async def _equity_arrays(history: Sequence[tuple[datetime, Decimal]]) -> tuple[np.ndarray, np.ndarray]:
+    """(equity, epoch seconds) as float arrays, made in slices that yield to the loop between them."""
+    equity, times_s = np.empty(len(history)), np.empty(len(history))
+    for start in range(0, len(history), _SLICE):
+        for i, (at, value) in enumerate(history[start : start + _SLICE], start):
+            equity[i], times_s[i] = float(value), at.timestamp()
+        await asyncio.sleep(0)
+    return equity, times_s

@@ -20,9 +20,10 @@ from decimal import ROUND_DOWN, Decimal
 import numpy as np
 
 from aiotrade import errors as domain
+from aiotrade.compute import ComputePool, map_yielding
 from aiotrade.config import OrdersConfig
 from aiotrade.domain import market_rules
-from aiotrade.domain.candles import aligned_closes
+from aiotrade.domain.candles import CandleSeries
 from aiotrade.domain.money import RATIO_QUANTUM, money
 from aiotrade.domain.money import ratio as q
 from aiotrade.exchange.gateway import ExchangeGateway
@@ -46,8 +47,10 @@ from aiotrade.models.portfolio import (
     TradeOutcome,
 )
 from aiotrade.quant import allocation as qalloc
+from aiotrade.quant import jobs
 from aiotrade.quant.allocation_errors import AllocationConvergenceError, AllocationInputError
 from aiotrade.quant.allocation_solvers import scale_into_budget_box
+from aiotrade.quant.errors import QuantInputError
 from aiotrade.quant.returns import periods_per_year
 from aiotrade.services import market as market_data
 from aiotrade.services.orders.placement import place_order
@@ -60,9 +63,18 @@ _DIRECTION = {Direction.LONG: Decimal(1), Direction.SHORT: Decimal(-1), Directio
 
 
 async def calculate_allocations(
-    gateway: ExchangeGateway, venue: str, request: AllocationRequest, portfolio_store: PortfolioStore | None = None
+    gateway: ExchangeGateway,
+    compute: ComputePool,
+    venue: str,
+    request: AllocationRequest,
+    portfolio_store: PortfolioStore | None = None,
 ) -> Allocation:
-    """Weights for the symbols by the chosen method over the lookback; optionally saved as targets."""
+    """Weights for the symbols by the chosen method over the lookback; optionally saved as targets.
+
+    Alignment and the optimiser (or HRP) run in a compute worker (`quant.jobs.allocation_job`); symbols ×
+    lookback over the budget is a 422 before anything is fetched.
+    """
+    compute.settings.check_candles(len(request.symbols), request.lookback)
     await gateway.require(venue, request.symbols)
     if request.timeframe not in gateway.capabilities(venue).timeframes:
         raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
@@ -75,24 +87,26 @@ async def calculate_allocations(
             for s in request.symbols
         )
     )  # fmt: skip
-    _, closes = aligned_closes(list(series))
-    returns = closes[1:] / closes[:-1] - 1.0
+    closes = await map_yielding(CandleSeries.closes, series)
     c = request.constraints
+    constraints = qalloc.AllocationConstraints(
+        min_weight=float(c.min_weight),
+        max_weight=float(c.max_weight),
+        cash_buffer=float(c.cash_buffer),
+        risk_free_rate=float(request.risk_free_rate),
+        periods_per_year=periods_per_year(request.timeframe),
+    )
     try:
-        result = qalloc.calculate_allocations(
-            returns,
-            request.method.value,
-            constraints=qalloc.AllocationConstraints(
-                min_weight=float(c.min_weight),
-                max_weight=float(c.max_weight),
-                cash_buffer=float(c.cash_buffer),
-                risk_free_rate=float(request.risk_free_rate),
-                periods_per_year=periods_per_year(request.timeframe),
-            ),
+        result = await compute.run(
+            jobs.allocation_job,
+            [s.timestamps for s in series],
+            closes,
+            method=request.method.value,
+            constraints=constraints,
             signals=[float(s) for s in request.signals] if request.signals is not None else None,
             covariance="ledoit_wolf" if request.shrinkage else "sample",
         )
-    except (AllocationInputError, AllocationConvergenceError) as exc:
+    except (AllocationInputError, AllocationConvergenceError, QuantInputError) as exc:
         raise domain.InvalidInput(str(exc)) from exc
     weights = {s: q(w) for s, w in zip(request.symbols, result.weights, strict=True)}
     saved = False

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from aiotrade.api.deps import (
     AppSettings,
+    Compute,
     Gate,
     Gateway,
     OrdersConfigDep,
@@ -49,10 +50,10 @@ QuoteQuery = Annotated[str, Query(max_length=16, description="Currency to value 
     dependencies=[require(Scope.READ, account="body", raised_by="save_as_targets", raised_to=Scope.TRADE)],
 )
 async def allocations(
-    gateway: Gateway, store: PortfolioStoreDep, settings: AppSettings, body: AllocationRequest
+    gateway: Gateway, compute: Compute, store: PortfolioStoreDep, settings: AppSettings, body: AllocationRequest
 ) -> Allocation:
     account = resolve_account(gateway, settings, body.account)
-    return await portfolio.calculate_allocations(gateway, account.venue, body, store)
+    return await portfolio.calculate_allocations(gateway, compute, account.venue, body, store)
 
 
 @router.post(
@@ -132,9 +133,9 @@ async def live_snapshot(
     dependencies=[require(Scope.READ, account="query")],
 )
 async def live_performance(
-    store: Store, risk_store: RiskStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
+    compute: Compute, store: Store, risk_store: RiskStoreDep, account: QueryAccount, quote: QuoteQuery = "USDT"
 ) -> Performance:
-    return await live.get_portfolio_performance(risk_store, store, account.name, quote)
+    return await live.get_portfolio_performance(compute, risk_store, store, account.name, quote)
 
 
 @router.post(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from aiotrade.api.deps import AppSettings, Gate, Gateway, PathAccount, RiskStoreDep, resolve_account
+from aiotrade.api.deps import AppSettings, Compute, Gate, Gateway, PathAccount, RiskStoreDep, resolve_account
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.api.security import require
 from aiotrade.models.keys import Scope
@@ -63,10 +63,10 @@ async def validate_trade(
     dependencies=[require(Scope.READ)],
 )
 async def probability(
-    gateway: Gateway, settings: AppSettings, body: ProbabilityRequest, exchange: Exchange = None
+    gateway: Gateway, compute: Compute, settings: AppSettings, body: ProbabilityRequest, exchange: Exchange = None
 ) -> Probability:
     venue = exchange or resolve_account(gateway, settings, None).venue
-    return await analytics.calculate_probability(gateway, venue, body)
+    return await analytics.calculate_probability(gateway, compute, venue, body)
 
 
 @router.post(
@@ -76,10 +76,10 @@ async def probability(
     dependencies=[require(Scope.READ)],
 )
 async def portfolio(
-    gateway: Gateway, settings: AppSettings, body: PortfolioRiskRequest, exchange: Exchange = None
+    gateway: Gateway, compute: Compute, settings: AppSettings, body: PortfolioRiskRequest, exchange: Exchange = None
 ) -> PortfolioRiskReport:
     venue = exchange or resolve_account(gateway, settings, None).venue
-    return await analytics.assess_portfolio_risk(gateway, venue, body)
+    return await analytics.assess_portfolio_risk(gateway, compute, venue, body)
 
 
 @router.get(

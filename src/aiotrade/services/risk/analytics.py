@@ -1,7 +1,8 @@
 """Risk analytics: outcome probabilities of a trade and the risk of a weighted portfolio.
 
-Data is gathered concurrently through the gateway; the maths is `quant/` on float arrays; results come
-back as Decimal quantised to 8 places (half-even, `domain/money.ratio`).
+Data is gathered concurrently through the gateway on the event loop; the maths is `quant/` on float arrays
+in a compute worker process (`aiotrade.compute`, entry points in `quant.jobs`), never on the loop; results
+come back as Decimal quantised to 8 places (half-even, `domain/money.ratio`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from aiotrade import errors as domain
-from aiotrade.domain.candles import aligned_closes
+from aiotrade.compute import ComputePool, map_yielding
+from aiotrade.domain.candles import CandleSeries
 from aiotrade.domain.money import RATIO_PLACES
 from aiotrade.domain.money import ratio as q
 from aiotrade.exchange.gateway import ExchangeGateway
@@ -25,8 +27,7 @@ from aiotrade.models.risk import (
     Probability,
     ProbabilityRequest,
 )
-from aiotrade.quant import probability as qprob
-from aiotrade.quant import risk as qrisk
+from aiotrade.quant import jobs
 from aiotrade.quant.errors import QuantInputError
 from aiotrade.quant.returns import periods_per_year
 from aiotrade.services import market as market_data
@@ -34,8 +35,15 @@ from aiotrade.services import market as market_data
 MAX_LOOKBACK = 5000
 
 
-async def calculate_probability(gateway: ExchangeGateway, venue: str, request: ProbabilityRequest) -> Probability:
-    """P(take-profit before stop-loss), P(above a level), expected value: closed form and Monte Carlo."""
+async def calculate_probability(
+    gateway: ExchangeGateway, compute: ComputePool, venue: str, request: ProbabilityRequest
+) -> Probability:
+    """P(take-profit before stop-loss), P(above a level), expected value: closed form and Monte Carlo.
+
+    The maths runs in a compute worker (`quant.jobs.probability_job`); paths × horizon_bars over the
+    budget is a 422 before anything is fetched.
+    """
+    compute.settings.check_path_steps(request.paths, request.horizon_bars)
     await gateway.require(venue, [request.symbol])
     bars, ticker = await asyncio.gather(
         market_data.candles(
@@ -49,29 +57,16 @@ async def calculate_probability(gateway: ExchangeGateway, venue: str, request: P
         raise domain.UpstreamUnavailable(f"no last price for {request.symbol}")
     if len(bars) < 2:
         raise domain.InvalidInput.param("lookback", "not enough candles")
-    closes = bars.closes()
     try:
-        log_returns = np.diff(np.log(closes))
-        dd = qprob.estimate_drift_diffusion(log_returns)
-        outcome = qprob.trade_outcome(
-            entry=float(entry), take_profit=float(request.take_profit), stop_loss=float(request.stop_loss),
-            side=_direction(request.side), mu=dd.mu, sigma=dd.sigma, fee_rate=float(request.fee_rate),
-        )  # fmt: skip
-        above = (
-            qprob.probability_above(
-                float(entry), float(request.level), horizon=request.horizon_bars, mu=dd.mu, sigma=dd.sigma
-            )
-            if request.level is not None
-            else None
-        )
-        mc = qprob.monte_carlo_outcome(
-            log_returns, entry=float(entry), take_profit=float(request.take_profit),
-            stop_loss=float(request.stop_loss), side=_direction(request.side), n_steps=request.horizon_bars,
-            seed=request.seed, n_paths=request.paths,
-            level=float(request.level) if request.level is not None else None, fee_rate=float(request.fee_rate),
+        result = await compute.run(
+            jobs.probability_job, bars.closes(), entry=float(entry), take_profit=float(request.take_profit),
+            stop_loss=float(request.stop_loss), side=_direction(request.side), horizon_bars=request.horizon_bars,
+            paths=request.paths, seed=request.seed, level=float(request.level) if request.level is not None else None,
+            fee_rate=float(request.fee_rate),
         )  # fmt: skip
     except QuantInputError as exc:
         raise domain.InvalidInput(str(exc)) from exc
+    dd, outcome, above, mc = result.drift, result.outcome, result.above_level, result.monte_carlo
     intervals = {
         "take_profit_first": mc.take_profit_first,
         "stop_loss_first": mc.stop_loss_first,
@@ -104,10 +99,15 @@ async def calculate_probability(gateway: ExchangeGateway, venue: str, request: P
 
 
 async def assess_portfolio_risk(
-    gateway: ExchangeGateway, venue: str, request: PortfolioRiskRequest
+    gateway: ExchangeGateway, compute: ComputePool, venue: str, request: PortfolioRiskRequest
 ) -> PortfolioRiskReport:
-    """Risk of a weighted portfolio from aligned candles of every symbol, fetched concurrently."""
+    """Risk of a weighted portfolio from aligned candles of every symbol, fetched concurrently.
+
+    Alignment and maths run in a compute worker (`quant.jobs.portfolio_risk_job`); symbols × lookback over
+    the budget is a 422 before anything is fetched.
+    """
     symbols = list(request.symbols)
+    compute.settings.check_candles(len(symbols), request.lookback)
     benchmark = request.benchmark
     wanted = symbols + ([benchmark] if benchmark and benchmark not in symbols else [])
     await gateway.require(venue, wanted)
@@ -122,13 +122,7 @@ async def assess_portfolio_risk(
             for s in wanted
         )
     )  # fmt: skip
-    await asyncio.sleep(0)  # let ticker requests in between the fetch and the maths
-    timestamps, closes = aligned_closes(list(series))
-    if len(timestamps) < 31:
-        raise domain.InvalidInput.param("lookback", f"only {len(timestamps)} common candles; at least 31 are needed")
-    returns = closes[1:] / closes[:-1] - 1.0
-    asset_returns = returns[:, : len(symbols)]
-    bench = returns[:, wanted.index(benchmark)] if benchmark else None
+    closes = await map_yielding(CandleSeries.closes, series)
     weights = (
         np.array([float(w) for w in request.weights])
         if request.weights is not None
@@ -136,13 +130,16 @@ async def assess_portfolio_risk(
     )
     ppy = periods_per_year(request.timeframe)
     try:
-        result = qrisk.portfolio_risk(
-            asset_returns, weights, confidence=float(request.confidence), horizon=float(request.horizon_bars),
-            periods_per_year=ppy, risk_free_rate=float(request.risk_free_rate), benchmark=bench,
+        job = await compute.run(
+            jobs.portfolio_risk_job, [s.timestamps for s in series], closes, n_assets=len(symbols), weights=weights,
+            benchmark_column=wanted.index(benchmark) if benchmark else None, confidence=float(request.confidence),
+            horizon=float(request.horizon_bars), periods_per_year=ppy, risk_free_rate=float(request.risk_free_rate),
         )  # fmt: skip
+    except jobs.InsufficientHistory as exc:
+        raise domain.InvalidInput.param("lookback", str(exc)) from exc
     except QuantInputError as exc:
         raise domain.InvalidInput(str(exc)) from exc
-    await asyncio.sleep(0)
+    result = job.risk
     assets = [
         AssetRisk(
             symbol=symbol,
@@ -162,8 +159,8 @@ async def assess_portfolio_risk(
         symbols=symbols,
         timeframe=request.timeframe,
         observations=int(result.n_observations),
-        start=datetime.fromtimestamp(timestamps[0] / 1000, tz=UTC),
-        end=datetime.fromtimestamp(timestamps[-1] / 1000, tz=UTC),
+        start=datetime.fromtimestamp(job.start_ms / 1000, tz=UTC),
+        end=datetime.fromtimestamp(job.end_ms / 1000, tz=UTC),
         volatility=q(result.volatility),
         var_historical=q(result.var_historical),
         cvar_historical=q(result.cvar_historical),
