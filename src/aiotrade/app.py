@@ -32,6 +32,7 @@ from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.observability.metrics import mark_process_dead
 from aiotrade.observability.tracing import configure_tracing
 from aiotrade.services import live
+from aiotrade.services.accounts import refuse_withdrawal_keys
 from aiotrade.services.orders.reconciliation import reconcile
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.db import make_engine, make_sessions, migrate
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
             gateway = ExchangeGateway(pool)
+            await refuse_withdrawal_keys(gateway, settings.accounts, settings.venues)  # a key that may withdraw: no start
             gate_store = GateStore(sessions)
             gate = RiskGate(gateway, risk_store, gate_store)
             # Entered after the pool, so it closes (and stops computing) before the pool does.

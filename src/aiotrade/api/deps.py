@@ -15,6 +15,7 @@ from aiotrade.config import OrdersConfig, Settings
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.api_keys import ApiKeyStore
+from aiotrade.store.gate import GateStore
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.risk import RiskStore
@@ -52,6 +53,10 @@ async def get_gate(request: Request) -> RiskGate:
     return request.app.state.gate
 
 
+async def get_gate_store(request: Request) -> GateStore:
+    return request.app.state.gate_store
+
+
 async def get_orders_config(request: Request) -> OrdersConfig:
     return request.app.state.settings.orders
 
@@ -66,6 +71,7 @@ Store = Annotated[OrderStore, Depends(get_store)]
 RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 PortfolioStoreDep = Annotated[PortfolioStore, Depends(get_portfolio_store)]
 Gate = Annotated[RiskGate, Depends(get_gate)]
+GateStoreDep = Annotated[GateStore, Depends(get_gate_store)]
 OrdersConfigDep = Annotated[OrdersConfig, Depends(get_orders_config)]
 # Worker processes for heavy maths (aiotrade.compute): services take it as an argument.
 Compute = Annotated[ComputePool, Depends(get_compute)]

@@ -45,3 +45,12 @@ class VenueFill:
     fee_currency: str | None
     taker_or_maker: str | None
     executed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestrictions:
+    """What the venue says an account's API key may do (Binance: GET /sapi/v1/account/apiRestrictions)."""
+
+    withdrawals: bool
+    trading: bool
+    ip_restricted: bool

@@ -19,7 +19,7 @@ from aiotrade import errors as domain
 from aiotrade.domain.candles import CandleSeries
 from aiotrade.domain.convert import ms_to_datetime
 from aiotrade.domain.market_rules import PreparedOrder
-from aiotrade.domain.records import VenueFill, VenueOrder
+from aiotrade.domain.records import KeyRestrictions, VenueFill, VenueOrder
 from aiotrade.domain.valuation import Valuation, pricing_symbols, value_assets
 from aiotrade.exchange import records
 from aiotrade.exchange.pool import ExchangePool, VenueCapabilities, VenueState
@@ -229,6 +229,15 @@ class ExchangeGateway:
             account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_order_id})
         )
         return [records.venue_fill(t, side=side) for t in raw if t.get("id") is not None]
+
+    async def key_restrictions(self, account: str) -> KeyRestrictions:
+        """What the account's API key may do, as a binance-class venue reports it (a read, retried)."""
+        raw = await self.pool.read_private(account, lambda c: c.sapiGetAccountApiRestrictions())
+        return KeyRestrictions(
+            withdrawals=raw.get("enableWithdrawals") is not False,  # unreadable: assume it may
+            trading=raw.get("enableSpotAndMarginTrading") is True,
+            ip_restricted=raw.get("ipRestrict") is True,
+        )
 
 
 def now_ms() -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
-from aiotrade.api.deps import Gateway, PathAccount, Store
+from aiotrade.api.deps import GateStoreDep, Gateway, PathAccount, Store
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.api.security import require
 from aiotrade.models.account import Balances, FillPage
@@ -16,16 +16,9 @@ from aiotrade.models.orders import CancelAllReport, HaltReport, HaltRequest, Res
 from aiotrade.models.risk import TradingStateView
 from aiotrade.services import accounts
 from aiotrade.services.orders import halt
-from aiotrade.store.gate import GateStore
 
 router = APIRouter(prefix="/api/v1/accounts/{account}", tags=["accounts"], responses=PROBLEM_RESPONSES)
 
-
-async def get_gate_store(request: Request) -> GateStore:
-    return request.app.state.gate_store
-
-
-GateStoreDep = Annotated[GateStore, Depends(get_gate_store)]
 Symbol = Annotated[str | None, Query(min_length=3, max_length=64, description="A unified symbol, e.g. `BTC/USDT`.")]
 
 
