@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
             gateway = ExchangeGateway(pool)
-            await refuse_withdrawal_keys(gateway, settings.accounts, settings.venues)  # a key that may withdraw: no start
+            await refuse_withdrawal_keys(gateway, settings.accounts, settings.venues)  # keys able to withdraw: refused
             gate_store = GateStore(sessions)
             gate = RiskGate(gateway, risk_store, gate_store)
             # Entered after the pool, so it closes (and stops computing) before the pool does.
