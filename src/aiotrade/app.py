@@ -17,6 +17,7 @@ from aiotrade.api.middleware import RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import accounts, admin, health, live_stream, market, orders, portfolio, risk
+from aiotrade.api.routers.dashboard import dashboard_router
 from aiotrade.api.routers.docs import docs_router
 from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_stream.router)
     app.include_router(admin.router)
     app.include_router(docs_router(title=app.title, openapi_url=app.openapi_url or "/openapi.json"))
+    app.include_router(dashboard_router())
     return app
 
 
