@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from aiotrade.app import create_app
 from aiotrade.client import AiotradeClient, ClientError, RetryPolicy
+from aiotrade.client.stream import STREAM_PATH
 
 METHODS = ("get", "put", "post", "delete", "patch")
 CLEAN_ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -261,3 +262,7 @@ def _sample(hint: Any) -> Any:
         return next(iter(hint))
     samples: dict[Any, Any] = {str: "x", int: 1, float: 1.0, bool: True, datetime: datetime(2026, 1, 2, tzinfo=UTC)}
     return samples[hint]
+
+
+def test_the_stream_path_is_the_apps_live_stream_route() -> None:
+    assert create_app().url_path_for("portfolio_live_stream") == STREAM_PATH
