@@ -23,7 +23,9 @@ from aiotrade.api.security import document_security
 from aiotrade.api.strict_json import RejectDuplicateKeys
 from aiotrade.compute import ComputePool, serve_worker_count
 from aiotrade.config import Settings
+from aiotrade.exchange.cache import MarketCache
 from aiotrade.exchange.gateway import ExchangeGateway
+from aiotrade.exchange.limiter_redis import redis_client
 from aiotrade.exchange.pool import ExchangePool
 from aiotrade.jobs import runner
 from aiotrade.jobs.equity import record_and_monitor
@@ -76,11 +78,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.callback(app.state.tracing.shutdown)
             await migrate(engine)
             sessions = make_sessions(engine)
+            # One Redis client for the process (venue budgets, market-data cache, inbound key limits, the live
+            # stream's relay); None without AIOTRADE_REDIS_URL. Closed after everything that uses it.
+            app.state.redis = redis_client(settings.redis_url.get_secret_value()) if settings.redis_url else None
+            if app.state.redis is not None:
+                stack.push_async_callback(app.state.redis.aclose)
             await open_auth(app, settings, sessions, stack)  # API keys: the store, its cache, the inbound limiter
             store = OrderStore(sessions)
             risk_store = RiskStore(sessions)
-            pool = await stack.enter_async_context(ExchangePool(settings, base_url_overrides=overrides))
-            gateway = ExchangeGateway(pool)
+            pool = await stack.enter_async_context(
+                ExchangePool(settings, base_url_overrides=overrides, redis=app.state.redis)
+            )
+            app.state.market_cache = MarketCache.from_settings(settings.cache, redis=app.state.redis)
+            gateway = ExchangeGateway(pool, cache=app.state.market_cache, ttls=settings.cache)
             await refuse_withdrawal_keys(gateway, settings.accounts, settings.venues)  # keys able to withdraw: refused
             gate_store = GateStore(sessions)
             gate = RiskGate(gateway, risk_store, gate_store)

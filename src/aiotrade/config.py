@@ -60,6 +60,8 @@ class RateLimitConfig(BaseModel):
     burst: float = Field(default=0.01, gt=0, lt=0.5)
     # How much later one request may reach the exchange than another that left after it.
     latency_allowance_s: float = Field(default=0.5, ge=0, le=10)
+    # Share of the weight bucket only orders and cancels may fill: saturating reads cannot starve trading.
+    order_reserve: float = Field(default=0.1, ge=0, lt=1)
 
 
 class RetryConfig(BaseModel):
@@ -70,7 +72,56 @@ class RetryConfig(BaseModel):
     attempts: int = Field(default=4, ge=1, le=10)
     initial_delay_s: float = Field(default=0.05, ge=0)
     max_delay_s: float = Field(default=2.0, gt=0)
-    deadline_s: float = Field(default=15.0, gt=0)
+    # No attempt starts after this; the pool also bounds it by the read deadline (BreakerConfig.read_deadline_s).
+    deadline_s: float = Field(default=3.0, gt=0)
+
+
+class BreakerConfig(BaseModel):
+    """The circuit breaker per venue (exchange/breaker.py) and the deadline of one read (exchange/deadline.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Consecutive failures (network errors, timeouts, 5xx) that open the circuit.
+    failure_threshold: int = Field(default=3, ge=1, le=3)
+    # While open, calls fail at once; after this a half-open probe may close it.
+    reset_timeout_s: float = Field(default=5.0, gt=0, le=5.0)
+    # A read as a whole (retries and backoff included), counted from the moment its request leaves the limiter.
+    read_deadline_s: float = Field(default=3.0, gt=0, le=3.0)
+
+
+class CacheConfig(BaseModel):
+    """Public market data kept for a moment and shared: in-process, and in Redis when AIOTRADE_REDIS_URL is set.
+    A TTL of 0 keeps nothing, but identical reads in flight together still join one upstream request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # false: every read goes upstream and nothing joins (benchmarks, debugging).
+    enabled: bool = True
+    ticker_ttl_s: float = Field(default=0.25, ge=0, le=60)
+    orderbook_ttl_s: float = Field(default=0.25, ge=0, le=60)
+    trades_ttl_s: float = Field(default=0.5, ge=0, le=60)
+    # Candle pages that reach the open candle; pages of closed candles only never change.
+    ohlcv_ttl_s: float = Field(default=1.0, ge=0, le=3600)
+    closed_ohlcv_ttl_s: float = Field(default=3600.0, ge=0, le=86_400)
+    status_ttl_s: float = Field(default=5.0, ge=0, le=3600)
+    # How long one process may hold the fetch of a key before another may take it over.
+    lock_ttl_s: float = Field(default=3.0, gt=0, le=60)
+    # Values kept per process (least recently used go first): candle pages are the big ones.
+    max_entries: int = Field(default=2_000, ge=1, le=1_000_000)
+
+
+def _check_redis_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    from redis.connection import parse_url
+
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        raise ValueError(f"not a Redis URL ({exc})") from None
+    return value
 
 
 class VenueConfig(BaseModel):
@@ -308,6 +359,22 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     # The database password apart from the URL, put into it (Docker secrets: AIOTRADE_DATABASE_PASSWORD_FILE).
     database_password: SecretStr | None = None
+    # One venue budget, one market-data cache and the live stream's relay for every process using this Redis.
+    # None: in-process only (each process keeps its share of every budget).
+    # A SecretStr: the URL may carry a password (redis://:password@host:6379/0).
+    redis_url: SecretStr | None = None
+    # Replicas (serve instances) that may share each venue: with Redis out of reach, each process takes
+    # 1/(replicas × workers) of the budget.
+    redis_fallback_replicas: int = Field(default=1, ge=1, le=1_000)
+    # Worker processes of this serve instance (`serve --workers N` sets it for its workers).
+    worker_count: int = Field(default=1, ge=1, le=1_000)
+    cache: CacheConfig = CacheConfig()
+    breaker: BreakerConfig = BreakerConfig()
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        return _check_redis_url(value) if isinstance(value, str) or value is None else value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:

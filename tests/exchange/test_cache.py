@@ -97,11 +97,12 @@ async def test_switched_off_every_read_goes_upstream() -> None:
 
 
 async def test_another_process_gets_the_value_from_redis_with_its_true_age(redis: Redis, redis_url: str) -> None:
-    first, second = MarketCache(redis=Redis.from_url(redis_url)), MarketCache(redis=Redis.from_url(redis_url))
-    upstream = Upstream(delay_s=0)
-    await first.get_or_fetch("paper:ticker:ETH/USDT", 2.0, upstream, encode=encode, decode=decode)
-    await asyncio.sleep(0.2)
-    got = await second.get_or_fetch("paper:ticker:ETH/USDT", 2.0, upstream, encode=encode, decode=decode)
+    async with Redis.from_url(redis_url) as one, Redis.from_url(redis_url) as other:
+        first, second = MarketCache(redis=one), MarketCache(redis=other)
+        upstream = Upstream(delay_s=0)
+        await first.get_or_fetch("paper:ticker:ETH/USDT", 2.0, upstream, encode=encode, decode=decode)
+        await asyncio.sleep(0.2)
+        got = await second.get_or_fetch("paper:ticker:ETH/USDT", 2.0, upstream, encode=encode, decode=decode)
     assert got.source == "shared" and got.value == {"last": "1"} and upstream.calls == 1
     assert 0.15 < got.age_s < 0.5
     assert second.mode == "shared"

@@ -175,7 +175,7 @@ def test_reads_refilling_the_bucket_the_moment_it_allows_leave_an_order_room_onl
 
 async def test_an_order_also_counts_against_its_accounts_order_limit() -> None:
     # 5 orders per second per account (burst 0.1 x 5 = 0.5 -> room for one order at a time), weight plentiful.
-    limits = order_limits([("orders_1s", 5, 1.0, None)])
+    limits = order_limits([("orders_1s", 5, 1.0, None, 0.1)])
     limiter = VenueLimiter(100_000, window_s=1, latency_allowance_s=0, order_limits=limits)
     started = time.monotonic()
     for _ in range(4):

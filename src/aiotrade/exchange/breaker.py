@@ -31,6 +31,7 @@ from typing import TypeVar
 import ccxt.async_support as ccxt
 
 from aiotrade import errors as domain
+from aiotrade.exchange.deadline import NothingSent
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +147,14 @@ class CircuitBreaker:
         probe = self._admit()
         try:
             yield
+        except NothingSent:  # our own limiter held it: nothing reached the venue, no verdict
+            self._abstain(probe)
+            raise
         except Exception as exc:
             self._verdict(self._is_failure(exc), probe, exc)
             raise
         except BaseException:  # cancelled: no verdict, but a probe frees its slot for the next caller
-            if probe is not None and probe == self._probe_id:
-                self._probe_started = None
+            self._abstain(probe)
             raise
         else:
             self._verdict(False, probe, None)
@@ -166,6 +169,8 @@ class CircuitBreaker:
         """Never refuse, but record the verdict: for the look-ups that must reach the venue whatever the state."""
         try:
             yield
+        except NothingSent:
+            raise
         except Exception as exc:
             if self._is_failure(exc):
                 self.record_failure(exc)
@@ -221,6 +226,10 @@ class CircuitBreaker:
         self._probe_id += 1
         self._probe_started = now
         return self._probe_id
+
+    def _abstain(self, probe: int | None) -> None:
+        if probe is not None and probe == self._probe_id:
+            self._probe_started = None
 
     def _verdict(self, failed: bool, probe: int | None, exc: BaseException | None) -> None:
         stale_probe = probe is not None and probe != self._probe_id

@@ -10,25 +10,31 @@ Promises of ``MarketCache.get_or_fetch(key, ttl_s, fetch, encode=, decode=)``:
 - Redis out of reach: in-process only, no error to callers; Redis is tried again a second later;
 - ``enabled=False``: every call fetches (no caching, no joining).
 Values are shared across processes only when ``encode``/``decode`` are given; in-process the object is kept.
+
+``answer_age()`` collects, for one HTTP answer, the age of the oldest cached value it was built from (the
+``Age`` header); every look-up is counted in ``aiotrade_cache_requests_total`` by kind and result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
 import secrets
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from aiotrade.config import CacheConfig
 from aiotrade.exchange.limiter_redis import REDIS_ERRORS
+from aiotrade.observability.metrics import CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +49,15 @@ return 0
 """
 
 
-class CacheSettings(BaseModel):
-    """To become ``Settings.cache`` (env ``AIOTRADE_CACHE__<FIELD>``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = True  # AIOTRADE_CACHE__ENABLED=false: every read goes upstream, nothing joins
-    ticker_ttl_s: float = Field(default=1.0, ge=0)  # AIOTRADE_CACHE__TICKER_TTL_S
-    orderbook_ttl_s: float = Field(default=0.5, ge=0)
-    trades_ttl_s: float = Field(default=1.0, ge=0)
-    ohlcv_ttl_s: float = Field(default=2.0, ge=0)
-    status_ttl_s: float = Field(default=10.0, ge=0)
-    # How long a process may hold the fetch of a key before another may take over (it died, or is slow).
-    lock_ttl_s: float = Field(default=3.0, gt=0, le=60)
-    max_entries: int = Field(default=10_000, ge=1)
+# What each source is, for the metric: answered without a request, fetched by us, or waited for another's fetch.
+_RESULT: dict[str, str] = {
+    "fetched": "miss",
+    "memory": "hit",
+    "shared": "hit",
+    "joined": "joined",
+    "shared-joined": "joined",
+    "uncached": "miss",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,34 @@ class CacheStats:
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class AnswerAge:
+    """The age of the oldest cached value one answer was built from (None: nothing came through the cache)."""
+
+    seconds: float | None = None
+
+    def note(self, age_s: float) -> None:
+        self.seconds = age_s if self.seconds is None else max(self.seconds, age_s)
+
+    def header(self) -> str | None:
+        """The ``Age`` header's value: whole seconds (RFC 9111), or None when no cached value was used."""
+        return None if self.seconds is None else str(math.floor(max(0.0, self.seconds)))
+
+
+_AGE: contextvars.ContextVar[AnswerAge | None] = contextvars.ContextVar("aiotrade_answer_age", default=None)
+
+
+@contextlib.contextmanager
+def answer_age() -> Iterator[AnswerAge]:
+    """Collect the age of the cached values read in this block (tasks started inside it included)."""
+    age = AnswerAge()
+    token = _AGE.set(age)
+    try:
+        yield age
+    finally:
+        _AGE.reset(token)
 
 
 @dataclass(slots=True)
@@ -117,7 +146,7 @@ class MarketCache:
         self._release = redis.register_script(_RELEASE) if redis is not None else None
 
     @classmethod
-    def from_settings(cls, settings: CacheSettings, *, redis: Redis | None = None) -> MarketCache:
+    def from_settings(cls, settings: CacheConfig, *, redis: Redis | None = None) -> MarketCache:
         return cls(
             redis=redis, enabled=settings.enabled, lock_ttl_s=settings.lock_ttl_s, max_entries=settings.max_entries
         )
@@ -139,8 +168,28 @@ class MarketCache:
         *,
         encode: Callable[[T], bytes] | None = None,
         decode: Callable[[bytes], T] | None = None,
+        kind: str = "other",
     ) -> Cached[T]:
-        """The value of ``key`` no older than ``ttl_s``, fetched at most once for all concurrent callers."""
+        """The value of ``key`` no older than ``ttl_s``, fetched at most once for all concurrent callers.
+
+        ``kind`` (ticker, orderbook, ...) labels the metric; the answer's age is noted for ``answer_age()``.
+        """
+        found = await self._get_or_fetch(key, ttl_s, fetch, encode, decode)
+        CACHE_REQUESTS.labels(kind, _RESULT[found.source]).inc()
+        if found.source != "uncached":
+            age = _AGE.get()
+            if age is not None:
+                age.note(found.age_s)
+        return found
+
+    async def _get_or_fetch(
+        self,
+        key: str,
+        ttl_s: float,
+        fetch: Callable[[], Awaitable[T]],
+        encode: Callable[[T], bytes] | None,
+        decode: Callable[[bytes], T] | None,
+    ) -> Cached[T]:
         if not self.enabled:
             self.stats.uncached += 1
             return Cached(await fetch(), 0.0, "uncached")
@@ -183,12 +232,15 @@ class MarketCache:
         value_key, lock_key = self._keys(key)
         token = secrets.token_hex(8)
         deadline = self._clock() + self._lock_ttl_s + 0.5
-        delay = 0.002
+        delay, waited = 0.002, False
         while True:
             try:
                 found, holder_ttl_ms = await self._peek(value_key, lock_key)
                 if found is not None and self._clock() - found[0] < ttl_s:
                     entry = _Entry(decode(found[1]), found[0])
+                    if waited:  # another process was fetching it: we joined its request
+                        self.stats.shared_joined += 1
+                        return self._keep(key, ttl_s, entry), "shared-joined"
                     self.stats.shared_hits += 1
                     return self._keep(key, ttl_s, entry), "shared"
                 if holder_ttl_ms <= 0 and await self._take_lock(lock_key, token):
@@ -200,7 +252,7 @@ class MarketCache:
                 # The holder is slow or stuck: fetch ourselves rather than keep the caller waiting.
                 return self._keep(key, ttl_s, await self._fetch(fetch)), "fetched"
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay, waited = min(delay * 2, 0.05), True
         try:
             entry = await self._fetch(fetch)
             with contextlib.suppress(*REDIS_ERRORS):

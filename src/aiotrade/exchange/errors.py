@@ -38,6 +38,7 @@ _TABLE: dict[type[Exception], type[domain.DomainError]] = {
     ccxt.BaseError: domain.UpstreamError,
 }
 
+_CLOCK_REFUSAL = re.compile(r'"code"\s*:\s*-1021\b')
 _SECRET_PATTERNS = (
     re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE),
     re.compile(r"(X-MBX-APIKEY['\"]?\s*[:=]\s*['\"]?)[^&\s\"',}]+", re.IGNORECASE),
@@ -81,14 +82,28 @@ def outcome_unknown(exc: BaseException) -> bool:
     return not isinstance(exc, ccxt.ExchangeError)
 
 
-def to_domain(exc: ccxt.BaseError, *, venue: str) -> domain.DomainError:
-    """The domain error for a ccxt exception; the original stays reachable as ``__cause__``."""
+def domain_class(exc: ccxt.BaseError) -> type[domain.DomainError]:
+    """The domain error class a ccxt exception maps to (its ``slug`` is the metrics outcome)."""
     for klass in type(exc).__mro__:
         target = _TABLE.get(klass)
         if target is not None:
-            break
-    else:  # pragma: no cover - every ccxt error derives from BaseError
-        target = domain.UpstreamError
+            return target
+    return domain.UpstreamError  # pragma: no cover - every ccxt error derives from BaseError
+
+
+def is_clock_refusal(exc: BaseException) -> bool:
+    """The venue refused a request for its timestamp (binance -1021: outside recvWindow, or ahead of its clock).
+
+    It is a refusal before anything was done, so the request may be sent again once the clock offset is fresh.
+    """
+    return isinstance(exc, ccxt.InvalidNonce) or (
+        isinstance(exc, ccxt.BaseError) and _CLOCK_REFUSAL.search(str(exc)) is not None
+    )
+
+
+def to_domain(exc: ccxt.BaseError, *, venue: str) -> domain.DomainError:
+    """The domain error for a ccxt exception; the original stays reachable as ``__cause__``."""
+    target = domain_class(exc)
     message = exchange_message(exc)
     detail = f"{venue}: {target.title.lower()}" + (f": {message}" if message else "")
     return target(detail, retry_after_s=getattr(exc, "retry_after_s", None))

@@ -1,27 +1,34 @@
 """The typed calls services make to exchanges: one method per exchange operation, through the pool.
 
 Each method names what it asks for and returns a typed record (see `exchange/records.py`); the pool
-underneath throttles, retries reads and maps errors. Reads of public data may be served from the
-market-data cache; private data (balances, orders, fills) never is.
+underneath throttles, retries reads and maps errors. Reads of public data go through the market-data cache
+when the gateway has one (`exchange/cache.py`: tickers, order books, trades, candle pages, status; one TTL
+per kind, closed candles kept long), so identical reads join one upstream request; private data (balances,
+orders, fills) never does. Markets are loaded once per process by the pool and kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from aiotrade import errors as domain
+from aiotrade.config import CacheConfig
 from aiotrade.domain.candles import CandleSeries
 from aiotrade.domain.convert import ms_to_datetime
 from aiotrade.domain.market_rules import PreparedOrder
 from aiotrade.domain.records import KeyRestrictions, VenueFill, VenueOrder
 from aiotrade.domain.valuation import Valuation, pricing_symbols, value_assets
 from aiotrade.exchange import records
+from aiotrade.exchange.cache import MarketCache
 from aiotrade.exchange.pool import ExchangePool, VenueCapabilities, VenueState
 from aiotrade.models.account import Balances
 from aiotrade.models.market import ExchangeStatus, Market, OrderBook, Ticker, Trades
@@ -42,12 +49,20 @@ class ValuedHoldings:
 # Candle pages with more rows than this are "heavy": only a few are parsed at once per venue.
 HEAVY_PAGE_ROWS = 100
 
+M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
+
 
 class ExchangeGateway:
     """Typed access to every configured venue and account, over one `ExchangePool`."""
 
-    def __init__(self, pool: ExchangePool) -> None:
+    def __init__(
+        self, pool: ExchangePool, *, cache: MarketCache | None = None, ttls: CacheConfig | None = None
+    ) -> None:
+        """``cache``: where public market data is kept and joined (None: every read goes upstream)."""
         self.pool = pool
+        self.cache = cache
+        self._ttls = ttls or CacheConfig()
         self._markets: dict[str, tuple[int, dict[str, Market]]] = {}
 
     # ----- venues and accounts ---------------------------------------------------------------------
@@ -88,8 +103,10 @@ class ExchangeGateway:
         return markets
 
     async def ticker(self, venue: str, symbol: str) -> Ticker:
-        raw = await self.pool.read(venue, lambda c: c.fetch_ticker(symbol))
-        return records.ticker(venue, raw)
+        async def fetch() -> Ticker:
+            return records.ticker(venue, await self.pool.read(venue, lambda c: c.fetch_ticker(symbol)))
+
+        return await self._model(f"{venue}:ticker:{symbol}", "ticker", self._ttls.ticker_ttl_s, fetch, Ticker)
 
     async def tickers(self, venue: str, symbols: Sequence[str]) -> dict[str, Ticker]:
         """Tickers for several symbols, in one request where the venue can; absent ones are left out."""
@@ -101,16 +118,35 @@ class ExchangeGateway:
         if not self.capabilities(venue).has.get("fetchTickers"):
             found = await asyncio.gather(*(self.ticker(venue, s) for s in wanted))
             return {t.symbol: t for t in found}
-        raw = await self.pool.read(venue, lambda c: c.fetch_tickers(wanted))
-        return {s: records.ticker(venue, raw[s]) for s in wanted if s in raw}
+
+        async def fetch() -> dict[str, Ticker]:
+            raw = await self.pool.read(venue, lambda c: c.fetch_tickers(wanted))
+            return {s: records.ticker(venue, raw[s]) for s in wanted if s in raw}
+
+        key = f"{venue}:tickers:{','.join(sorted(wanted))}"
+        return await self._cached(
+            key,
+            "tickers",
+            self._ttls.ticker_ttl_s,
+            fetch,
+            encode=lambda found: json.dumps({s: t.model_dump(mode="json") for s, t in found.items()}).encode(),
+            decode=lambda raw: {s: Ticker.model_validate(t) for s, t in json.loads(raw).items()},
+        )
 
     async def order_book(self, venue: str, symbol: str, limit: int) -> OrderBook:
-        raw = await self.pool.read(venue, lambda c: c.fetch_order_book(symbol, limit))
-        return records.order_book(venue, symbol, raw, limit)
+        async def fetch() -> OrderBook:
+            raw = await self.pool.read(venue, lambda c: c.fetch_order_book(symbol, limit))
+            return records.order_book(venue, symbol, raw, limit)
+
+        key = f"{venue}:orderbook:{symbol}:{limit}"
+        return await self._model(key, "orderbook", self._ttls.orderbook_ttl_s, fetch, OrderBook)
 
     async def trades(self, venue: str, symbol: str, limit: int) -> Trades:
-        raw = await self.pool.read(venue, lambda c: c.fetch_trades(symbol, None, limit))
-        return records.trades(venue, symbol, raw, limit)
+        async def fetch() -> Trades:
+            raw = await self.pool.read(venue, lambda c: c.fetch_trades(symbol, None, limit))
+            return records.trades(venue, symbol, raw, limit)
+
+        return await self._model(f"{venue}:trades:{symbol}:{limit}", "trades", self._ttls.trades_ttl_s, fetch, Trades)
 
     async def candles(self, venue: str, symbol: str, timeframe: str, *, start_ms: int, limit: int) -> CandleSeries:
         """``limit`` candles from ``start_ms``, oldest first; pages past the venue's cap are fetched together."""
@@ -126,14 +162,27 @@ class ExchangeGateway:
     async def _candle_page(
         self, venue: str, symbol: str, timeframe: str, start_ms: int, count: int, step: int
     ) -> list[list[Any]]:
-        return await self.pool.read(
-            venue,
-            lambda c: c.fetch_ohlcv(symbol, timeframe, start_ms, count, {"until": start_ms + count * step - 1}),
-            heavy=count > HEAVY_PAGE_ROWS,
-        )
+        end_ms = start_ms + count * step  # the open time of the candle after the page's last
+        closed = end_ms <= now_ms() // step * step  # every candle of the page has closed: it never changes
+
+        async def fetch() -> list[list[Any]]:
+            return await self.pool.read(
+                venue,
+                lambda c: c.fetch_ohlcv(symbol, timeframe, start_ms, count, {"until": end_ms - 1}),
+                heavy=count > HEAVY_PAGE_ROWS,
+            )
+
+        ttl = self._ttls.closed_ohlcv_ttl_s if closed else self._ttls.ohlcv_ttl_s
+        key = f"{venue}:ohlcv:{symbol}:{timeframe}:{start_ms}:{count}"
+        return await self._cached(key, "ohlcv", ttl, fetch, encode=_json_bytes, decode=json.loads)
 
     async def status(self, venue: str) -> ExchangeStatus:
-        raw = await self.pool.read(venue, lambda c: c.fetch_status())
+        async def fetch() -> dict[str, Any]:
+            return await self.pool.read(venue, lambda c: c.fetch_status())
+
+        raw = await self._cached(
+            f"{venue}:status", "status", self._ttls.status_ttl_s, fetch, encode=_json_bytes, decode=json.loads
+        )
         value = raw.get("status") or "unknown"
         known = {"ok", "maintenance", "shutdown", "error"}
         return ExchangeStatus(
@@ -143,6 +192,33 @@ class ExchangeGateway:
             eta=ms_to_datetime(raw.get("eta")),
             checked_at=datetime.now(UTC),
         )
+
+    # ----- the cache ------------------------------------------------------------------------------------
+
+    async def _model(self, key: str, kind: str, ttl_s: float, fetch: Callable[[], Awaitable[M]], model: type[M]) -> M:
+        return await self._cached(
+            key,
+            kind,
+            ttl_s,
+            fetch,
+            encode=lambda value: value.model_dump_json().encode(),
+            decode=model.model_validate_json,
+        )
+
+    async def _cached(
+        self,
+        key: str,
+        kind: str,
+        ttl_s: float,
+        fetch: Callable[[], Awaitable[V]],
+        *,
+        encode: Callable[[V], bytes],
+        decode: Callable[[bytes], V],
+    ) -> V:
+        if self.cache is None:
+            return await fetch()
+        found = await self.cache.get_or_fetch(key, ttl_s, fetch, encode=encode, decode=decode, kind=kind)
+        return found.value
 
     # ----- private data ----------------------------------------------------------------------------
 
@@ -179,10 +255,12 @@ class ExchangeGateway:
         return [records.venue_order(o) for o in raw]
 
     async def find_order(self, account: str, symbol: str, client_order_id: str) -> VenueOrder | None:
-        """The venue's view of an order by client id, or None if it does not know it (a retried read)."""
+        """The venue's view of an order by client id, or None if it does not know it (a retried read).
+
+        It settles ambiguous orders, so an open circuit never refuses it (`CircuitBreaker.passthrough`)."""
         try:
             raw = await self.pool.read_private(
-                account, lambda c: c.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+                account, lambda c: c.fetch_order(None, symbol, {"clientOrderId": client_order_id}), settling=True
             )
         except domain.OrderNotFound:
             return None
@@ -225,8 +303,9 @@ class ExchangeGateway:
         return records.venue_order(raw) if raw.get("id") else None
 
     async def order_fills(self, account: str, symbol: str, exchange_order_id: str, side: str) -> list[VenueFill]:
+        """The fills of one order (settling it: never refused by an open circuit)."""
         raw = await self.pool.read_private(
-            account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_order_id})
+            account, lambda c: c.fetch_my_trades(symbol, None, None, {"orderId": exchange_order_id}), settling=True
         )
         return [records.venue_fill(t, side=side) for t in raw if t.get("id") is not None]
 
@@ -242,3 +321,7 @@ class ExchangeGateway:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -50,7 +50,8 @@ Priority = Literal["read", "order"]
 Mode = Literal["local", "shared", "fallback"]
 
 DEFAULT_ORDER_RESERVE = 0.1
-# Order counts are small integers (50 per 10 s): a 1% burst would not hold one order.
+# Order counts are small integers (50 per 10 s): a 1% burst would not hold one order. A venue table may give a
+# limit its own burst (binance's 10 s order limit lets half its window go at once: a burst of orders is normal).
 ORDER_BURST = 0.1
 _EPSILON = 1e-9
 
@@ -260,6 +261,13 @@ class LocalBuckets:
             early_s=self.latency_allowance_s,
         )
 
+    def used_ratio(self, limit: Limit, budget: float) -> float:
+        """Units of ``limit`` (a venue-wide one) admitted in its current fixed window, over our share of ``budget``."""
+        found = self._buckets.get((limit.name, None))
+        if found is None or found.window != math.floor(self._wall() / found.window_s):
+            return 0.0
+        return found.used * self.share / budget
+
     def levels(self) -> list[tuple[Limit, str | None, float]]:
         """Current level of every bucket in use (what a rejoin carries over into the shared buckets)."""
         now = self._clock()
@@ -430,6 +438,10 @@ class VenueLimiter:
             if math.isfinite(reported) and reported >= 0:
                 self._observe(limit, account, reported)
 
+    def used_ratio(self) -> float:
+        """Share of the venue's weight budget admitted in its current window (this process's share of it)."""
+        return self._local.used_ratio(self.limits[0], self.budget)
+
     def stats(self) -> LimiterStats:
         return LimiterStats(
             budget=self.budget,
@@ -530,11 +542,12 @@ class VenueLimiter:
         return self._local.shapes[weight.name].capacity * self._local.fraction(weight, priority) / 2
 
 
-def order_limits(table: Iterable[tuple[str, float, float, str | None]]) -> tuple[Limit, ...]:
-    """Per-account order-count limits from (name, orders, window_s, usage header) rows."""
+def order_limits(table: Iterable[tuple[str, float, float, str | None, float]]) -> tuple[Limit, ...]:
+    """Per-account order-count limits from (name, orders, window_s, usage header, burst) rows; the burst is the
+    share of the window's orders that may leave at once (the rest drain at the rate the bound leaves)."""
     return tuple(
-        Limit(name, budget, window_s, burst=ORDER_BURST, per_account=True, usage_header=header)
-        for name, budget, window_s, header in table
+        Limit(name, budget, window_s, burst=burst, per_account=True, usage_header=header)
+        for name, budget, window_s, header, burst in table
     )
 
 

@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from aiotrade.exchange.limiter import Limit, LimiterStats, Mode, Priority, Shape, VenueLimiter
@@ -51,6 +53,13 @@ log = logging.getLogger(__name__)
 # What "Redis is out of reach" looks like: refused or reset connections, timeouts, a server that answers
 # with errors (loading, read-only replica, out of memory).
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def redis_client(url: str) -> Redis:
+    """A client for shared budgets and caches: short timeouts and no retries, so that a lost Redis means the
+    in-process fallbacks at once rather than after seconds of waiting."""
+    return Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+
 
 _PRELUDE = """
 local function now_ms()
@@ -277,6 +286,17 @@ class SharedVenueLimiter(VenueLimiter):
         super().pause_for(seconds)
         if seconds > 0 and self._mode == "shared":
             self._spawn(self._store_pause(seconds))
+
+    def used_ratio(self) -> float:
+        """Share of the venue's weight budget every process together used in the current window, as of this
+        process's last admission (Redis's count); in fallback, this process's local share."""
+        if self._mode != "shared":
+            return super().used_ratio()
+        weight = self.limits[0]
+        known = self._known.get(self._bucket_key(weight, None))
+        if known is None or known[0] != math.floor(self._wall() / weight.window_s):
+            return 0.0
+        return known[1] / self.budget
 
     def stats(self) -> LimiterStats:
         weight = self._full[self.limits[0].name]

@@ -8,6 +8,21 @@ by the venue's limiter before it leaves — one budget for every process when a 
 orders and cancels ahead of reads and counted against their account's order limits; the venue's usage
 headers re-sync it and a Retry-After pauses it. Reads are retried by `retry.read`; every ccxt error
 leaves the pool as a domain error. `close()` closes every client together.
+
+Outages. Each venue has a circuit breaker (`breaker.py`): reads and new order sends go through its guard
+(an open circuit refuses at once, nothing sent: `CircuitOpen`, 503 with Retry-After); the look-ups that
+settle an ambiguous order go through its passthrough (never refused). A read gives the breaker one verdict,
+its retries included. Each read runs under one `Deadline` (`deadline.py`, `BreakerConfig.read_deadline_s`),
+started when its first request leaves the limiter and covering retries and backoff, inside the guard so that
+a frozen venue counts as failing.
+
+Clock. Signed requests carry the venue's time: the pool learns each venue's clock offset from its time
+endpoint before the first private call, refreshes it every `CLOCK_REFRESH_S`, and on a timestamp refusal
+(binance -1021) re-learns it and sends once more — safe for an order too, since the venue refused it
+before acting.
+
+Metrics (`observability/metrics.py`): every HTTP request to a venue (outcome, latency), limiter waits and
+budget used, retries, circuit state.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,26 +41,37 @@ import ccxt.async_support as ccxt
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from aiotrade import errors as domain
-from aiotrade.config import AccountConfig, RetryConfig, Settings, VenueConfig
+from aiotrade.config import AccountConfig, BreakerConfig, RetryConfig, Settings, VenueConfig
 from aiotrade.exchange import retry
-from aiotrade.exchange.errors import outcome_unknown, redact, to_domain
+from aiotrade.exchange.breaker import CircuitBreaker, CircuitChange, CircuitState
+from aiotrade.exchange.deadline import Deadline
+from aiotrade.exchange.errors import domain_class, is_clock_refusal, outcome_unknown, redact, to_domain
 from aiotrade.exchange.limiter import (
-    DEFAULT_ORDER_RESERVE,
     Priority,
     VenueLimiter,
     order_limits,
     parse_retry_after,
 )
-from aiotrade.exchange.limiter_redis import SharedVenueLimiter
+from aiotrade.exchange.limiter_redis import SharedVenueLimiter, redis_client
+from aiotrade.observability.metrics import (
+    CIRCUIT_STATE,
+    LIMITER_BUDGET_USED,
+    LIMITER_WAIT,
+    UPSTREAM_RETRIES,
+    record_upstream,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Call = Callable[[ccxt.Exchange], Awaitable[T]]
+
+# How often a venue's clock offset is learned again (it drifts slowly; a -1021 re-learns it at once).
+CLOCK_REFRESH_S = 300.0
+# After a failed attempt to learn it, how long before the next.
+CLOCK_RETRY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +96,9 @@ class VenueCapabilities:
 
 
 class SharedLimitSettings(BaseSettings):
-    """How the venue budgets are shared between processes (to move into ``Settings``; until then read from
-    the environment when ``ExchangePool`` is not given them)."""
+    """How the venue budgets are shared between processes: the same three settings as ``Settings``
+    (``redis_url``, ``redis_fallback_replicas``, ``worker_count``), read from the environment on their own —
+    for callers that have no ``Settings`` at hand. The pool takes them from its ``Settings`` unless given these."""
 
     model_config = SettingsConfigDict(env_prefix="AIOTRADE_", frozen=True, extra="ignore")
 
@@ -86,14 +114,26 @@ class SharedLimitSettings(BaseSettings):
     def fallback_share(self) -> int:
         return self.redis_fallback_replicas * self.worker_count
 
+    @classmethod
+    def of(cls, settings: Settings) -> SharedLimitSettings:
+        url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+        return cls(
+            redis_url=url,
+            redis_fallback_replicas=settings.redis_fallback_replicas,
+            worker_count=settings.worker_count,
+        )
+
 
 class _Venue:
     """Everything the pool keeps for one venue."""
 
-    def __init__(self, name: str, config: VenueConfig, limiter: VenueLimiter) -> None:
+    def __init__(self, name: str, config: VenueConfig, limiter: VenueLimiter, breaker: CircuitBreaker) -> None:
         self.name = name
         self.config = config
         self.limiter = limiter
+        self.breaker = breaker
+        self.clock_lock = asyncio.Lock()
+        self.clock_due = 0.0  # monotonic time at which the clock offset is to be learned (again)
         self.session: aiohttp.ClientSession | None = None
         self.public: ccxt.Exchange | None = None
         self.accounts: dict[str, ccxt.Exchange] = {}
@@ -113,12 +153,12 @@ class ExchangePool:
         shared: SharedLimitSettings | None = None,
     ) -> None:
         """``redis``: a client the caller owns, for shared budgets; without one, the pool connects to
-        ``shared.redis_url`` itself when it is set. ``shared``: None reads ``SharedLimitSettings`` from
-        the environment."""
+        ``shared.redis_url`` itself when it is set. ``shared``: None takes them from ``settings``."""
         self._settings = settings
         self._retry: RetryConfig = settings.retry
+        self._breaker_config: BreakerConfig = settings.breaker
         self._base_urls = dict(base_url_overrides or {})
-        self._shared = shared if shared is not None else SharedLimitSettings()
+        self._shared = shared if shared is not None else SharedLimitSettings.of(settings)
         self._redis = redis
         self._owns_redis = False
         self._venues: dict[str, _Venue] = {}
@@ -132,18 +172,12 @@ class ExchangePool:
         if self._opened:
             return
         if self._redis is None and self._shared.redis_url:
-            # Short timeouts and no retries: the limiter falls back on the first failure, not after seconds.
-            self._redis = Redis.from_url(
-                self._shared.redis_url,
-                socket_timeout=0.5,
-                socket_connect_timeout=0.5,
-                retry=Retry(NoBackoff(), 0),
-            )
+            self._redis = redis_client(self._shared.redis_url)
             self._owns_redis = True
         for name, config in self._settings.venues.items():
             limiter = self._build_limiter(name, config)
             await limiter.start()
-            venue = _Venue(name, config, limiter)
+            venue = _Venue(name, config, limiter, self._build_breaker(name))
             # One session per venue, sized by us: ccxt's own connector stops at 100 connections.
             venue.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=config.max_connections, enable_cleanup_closed=True)
@@ -187,6 +221,22 @@ class ExchangePool:
     def limiter(self, venue: str) -> VenueLimiter:
         return self._venue(venue).limiter
 
+    def breaker(self, venue: str) -> CircuitBreaker:
+        return self._venue(venue).breaker
+
+    @property
+    def redis(self) -> Redis | None:
+        """The Redis the budgets are shared through (None: in-process)."""
+        return self._redis
+
+    async def probe(self, venue: str) -> None:
+        """One cheap request to the venue (its time), through the breaker: lets a half-open probe go when the
+        circuit allows one (readiness checks call it, since a replica out of rotation gets no other traffic)."""
+        v = self._venue(venue)
+        client = v.public
+        assert client is not None
+        await self._guarded(v, lambda: client.fetch_time())
+
     def venue_of(self, account: str) -> str:
         try:
             return self._account_venue[account]
@@ -223,7 +273,10 @@ class ExchangePool:
         async with v.markets_lock:
             if client.markets and not reload:
                 return client.markets
-            await self._guarded(v, lambda: client.load_markets(reload=reload))
+            # exchangeInfo is large on a real venue: it gets the client's whole timeout, not a read's deadline.
+            await self._guarded(
+                v, lambda: client.load_markets(reload=reload), deadline_s=max(v.config.timeout_ms / 1000, 1.0)
+            )
             for account_client in v.accounts.values():
                 account_client.set_markets(client.markets, client.currencies)
         return client.markets
@@ -244,17 +297,25 @@ class ExchangePool:
         async with v.heavy_slots:
             return await self._guarded(v, lambda: call(client))
 
-    async def read_private(self, account: str, call: Call[T]) -> T:
-        """Run a repeatable call on an account's client (balances, order look-ups), retried when safe."""
+    async def read_private(self, account: str, call: Call[T], *, settling: bool = False) -> T:
+        """Run a repeatable call on an account's client (balances, order look-ups), retried when safe.
+
+        ``settling``: a look-up that settles an ambiguous order: it goes to the venue whatever the state of
+        its circuit (its answer still counts towards closing it).
+        """
         v, client = await self._account_client(account)
-        return await self._guarded(v, lambda: call(client))
+        return await self._signed(v, lambda: self._guarded(v, lambda: call(client), settling=settling))
 
     async def send_once(self, account: str, call: Call[T]) -> T:
-        """Run a non-idempotent call once: no retry. A failure says whether it may have taken effect
-        (``order_may_exist``): only the exchange's explicit refusal means it did not."""
+        """Run a non-idempotent call once: no blind retry. A failure says whether it may have taken effect
+        (``order_may_exist``): only the exchange's explicit refusal means it did not — and an open circuit,
+        which sends nothing. A timestamp refusal (-1021) is the one resend: the venue refused before acting."""
         v, client = await self._account_client(account)
         try:
-            return await call(client)
+            return await self._signed(v, lambda: self._send(v, lambda: call(client)))
+        except domain.CircuitOpen as error:
+            error.order_may_exist = False
+            raise
         except ccxt.BaseError as exc:
             error = self._to_domain(v, exc)
             error.order_may_exist = outcome_unknown(exc)
@@ -277,13 +338,85 @@ class ExchangePool:
     async def _account_client(self, account: str) -> tuple[_Venue, ccxt.Exchange]:
         v = self._venue(self.venue_of(account))
         await self.markets(v.name)
+        if time.monotonic() >= v.clock_due:
+            await self._learn_clock(v)
         return v, v.accounts[account]
 
-    async def _guarded(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
+    async def _guarded(
+        self,
+        v: _Venue,
+        call: Callable[[], Awaitable[T]],
+        *,
+        settling: bool = False,
+        deadline_s: float | None = None,
+    ) -> T:
+        """A read: retried when safe, under one deadline, inside the venue's breaker; ccxt errors mapped.
+
+        The breaker hears one verdict per read (its retries included): a blip that one retry absorbs is not a
+        failure, and a read that exhausted its attempts or its deadline is one.
+        """
+        read = _Read(Deadline(deadline_s or self._breaker_config.read_deadline_s, started=False))
+        circuit = v.breaker.passthrough if settling else v.breaker.guard
+
+        async def attempt() -> T:
+            token = _READ.set(read)
+            try:
+                async with read.deadline.bound():
+                    return await call()
+            finally:
+                _READ.reset(token)
+
+        def retried(exc: BaseException) -> None:
+            UPSTREAM_RETRIES.labels(v.name, read.endpoint).inc()
+
         try:
-            return await retry.read(call, policy=self._retry, limiter=v.limiter)
+            async with circuit():
+                return await retry.read(
+                    attempt, policy=self._retry, limiter=v.limiter, deadline=read.deadline, on_retry=retried
+                )
         except ccxt.BaseError as exc:
             raise self._to_domain(v, exc) from exc
+
+    async def _send(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
+        """A send, once, inside the breaker's guard (an open circuit refuses it before anything leaves)."""
+        async with v.breaker.guard():
+            return await call()
+
+    async def _signed(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` (a signed request); refused for its timestamp, the clock is learned again and it goes once more."""
+        try:
+            return await call()
+        except (ccxt.BaseError, domain.DomainError) as exc:
+            cause = exc if isinstance(exc, ccxt.BaseError) else exc.__cause__
+            if cause is None or not is_clock_refusal(cause):
+                raise
+            log.warning("%s refused a timestamp: learning its clock again and sending once more", v.name)
+        await self._learn_clock(v, force=True)
+        return await call()
+
+    async def _learn_clock(self, v: _Venue, *, force: bool = False) -> None:
+        """The venue's clock offset from its time endpoint, onto every account client (ccxt signs with
+        ``milliseconds() - options['timeDifference']``). Best effort: a failure keeps the last offset."""
+        client = v.public
+        if client is None or not v.accounts or not client.has.get("fetchTime"):
+            v.clock_due = float("inf")
+            return
+        requested = time.monotonic()
+        async with v.clock_lock:
+            if v.clock_due > requested and not force:
+                return  # learned while we waited for the lock
+            if force and v.clock_due - CLOCK_REFRESH_S > requested:
+                return  # someone else re-learned it after our refusal
+            try:
+                offset = await self._guarded(v, lambda: client.load_time_difference())
+            except domain.DomainError as exc:
+                log.warning("clock offset of %s not learned: %s", v.name, exc.detail)
+                v.clock_due = time.monotonic() + CLOCK_RETRY_S
+                return
+            for account_client in v.accounts.values():
+                account_client.options["timeDifference"] = offset
+            v.clock_due = time.monotonic() + CLOCK_REFRESH_S
+            log.info("clock offset of %s: %s ms (ours minus the venue's)", v.name, offset)
 
     def _to_domain(self, v: _Venue, exc: ccxt.BaseError) -> domain.DomainError:
         # A refusal (ExchangeError) is an answer, often expected (an order look-up that finds nothing);
@@ -293,7 +426,21 @@ class ExchangePool:
         error = to_domain(exc, venue=v.name)
         if isinstance(error, domain.UpstreamRateLimited):
             error.retry_after_s = max(v.limiter.pause_remaining(), 1.0)
+        elif isinstance(error, domain.UpstreamUnavailable) and error.retry_after_s is None:
+            # Every 503 says when to come back: when the circuit may let a probe through, else soon.
+            error.retry_after_s = max(v.breaker.retry_after_s(), 1.0)
         return error
+
+    def _build_breaker(self, name: str) -> CircuitBreaker:
+        config = self._breaker_config
+        breaker = CircuitBreaker(
+            name,
+            failure_threshold=config.failure_threshold,
+            reset_timeout_s=config.reset_timeout_s,
+            on_change=_circuit_changed,
+        )
+        CIRCUIT_STATE.labels(name).set(int(CircuitState.CLOSED))
+        return breaker
 
     def _build_limiter(self, name: str, config: VenueConfig) -> VenueLimiter:
         limits = config.rate_limit
@@ -304,8 +451,7 @@ class ExchangePool:
             "headroom": limits.headroom,
             "burst": limits.burst,
             "latency_allowance_s": limits.latency_allowance_s,
-            # RateLimitConfig.order_reserve once config.py has it (AIOTRADE_VENUES__<NAME>__RATE_LIMIT__ORDER_RESERVE).
-            "order_reserve": getattr(limits, "order_reserve", DEFAULT_ORDER_RESERVE),
+            "order_reserve": limits.order_reserve,
             "order_limits": order_limits(_ORDER_LIMITS.get(config.exchange_class, ())),
             "usage_header": usage_header,
             "units_per_header_unit": units_per_header_unit,
@@ -430,11 +576,14 @@ def _binance_weight_header(window_s: float) -> tuple[str | None, float]:
 # The venue's own count of our weight in the window we limit (header, ccxt units per header unit).
 _USAGE_HEADERS: dict[str, Callable[[float], tuple[str | None, float]]] = {"binance": _binance_weight_header}
 
-# Binance's ORDERS limits per account: (limit name, orders, window s, the header that reports the count).
-_ORDER_LIMITS: dict[str, tuple[tuple[str, float, float, str | None], ...]] = {
+# Binance's ORDERS limits per account: (limit name, orders, window s, the header that reports the count, burst).
+# The 10 s limit lets half its window leave at once (25 orders: a desk's burst goes together, not at the drain
+# rate); the bound b + (W + s)·r = headroom × budget still keeps every 10 s window under 50. The daily limit's
+# 10% (16,000 orders) is room enough.
+_ORDER_LIMITS: dict[str, tuple[tuple[str, float, float, str | None, float], ...]] = {
     "binance": (
-        ("orders_10s", 50, 10.0, "X-MBX-ORDER-COUNT-10S"),
-        ("orders_1d", 160_000, 86_400.0, "X-MBX-ORDER-COUNT-1D"),
+        ("orders_10s", 50, 10.0, "X-MBX-ORDER-COUNT-10S", 0.5),
+        ("orders_1d", 160_000, 86_400.0, "X-MBX-ORDER-COUNT-1D", 0.1),
     ),
 }
 
@@ -461,6 +610,32 @@ _ORDER_ENDPOINTS: dict[str, dict[tuple[str, str, str], int]] = {
 
 # (api, method, path) of the request being throttled: ccxt's throttle(cost) is not told which endpoint.
 _REQUEST: contextvars.ContextVar[tuple[Any, str, str] | None] = contextvars.ContextVar("aiotrade_request", default=None)
+
+
+@dataclass(slots=True)
+class _Read:
+    """The read in progress in this task: its deadline (started by throttle()) and its last endpoint (metrics)."""
+
+    deadline: Deadline
+    endpoint: str = "unknown"
+
+
+_READ: contextvars.ContextVar[_Read | None] = contextvars.ContextVar("aiotrade_read", default=None)
+
+
+def endpoint_label(request: tuple[Any, str, str] | None) -> str:
+    """A small, fixed set of label values: ``GET public/ticker/24hr``, ``POST private/order``."""
+    if request is None:
+        return "unknown"
+    api, method, path = request
+    section = api[0] if isinstance(api, list | tuple) and api else api
+    return f"{str(method).upper()} {section}/{path}"
+
+
+def _circuit_changed(change: CircuitChange) -> None:
+    CIRCUIT_STATE.labels(change.venue).set(int(change.new))
+    level = logging.INFO if change.new is CircuitState.CLOSED else logging.WARNING
+    log.log(level, "circuit of %s: %s -> %s (%s)", change.venue, change.old.name, change.new.name, change.reason)
 
 
 def request_kind(exchange_id: str, api: Any, method: str, path: str) -> tuple[Priority, int]:
@@ -495,9 +670,30 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
         async def throttle(self, cost=None):  # type: ignore[no-untyped-def]  # ccxt's signature: request weight
             request = _REQUEST.get()
             priority, orders = request_kind(self.id, *request) if request is not None else ("read", 0)
-            await self.aiotrade_venue.limiter.acquire(
-                cost, orders=orders, account=self.aiotrade_account, priority=priority
-            )
+            venue = self.aiotrade_venue
+            started = time.monotonic()
+            await venue.limiter.acquire(cost, orders=orders, account=self.aiotrade_account, priority=priority)
+            LIMITER_WAIT.labels(venue.name).observe(time.monotonic() - started)
+            LIMITER_BUDGET_USED.labels(venue.name).set(venue.limiter.used_ratio())
+            read = _READ.get()
+            if read is not None:
+                read.deadline.leaving()  # the read's clock starts when its request leaves, not while it queues
+                read.endpoint = endpoint_label(request)
+
+        async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                return await super().fetch(url, method, headers, body)
+            except ccxt.BaseError as exc:
+                outcome = domain_class(exc).slug
+                raise
+            except asyncio.CancelledError:  # the read's deadline, or the caller gone
+                outcome = "cancelled"
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                record_upstream(self.aiotrade_venue.name, endpoint_label(_REQUEST.get()), outcome, elapsed)
 
         def on_rest_response(
             self,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from aiotrade.api.deps import Gateway
 from aiotrade.api.security import open_route, require
+from aiotrade.errors import DomainError
+from aiotrade.exchange.breaker import CircuitState
+from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.keys import Scope
 
 router = APIRouter(tags=["health"])
@@ -27,22 +35,56 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="readyz",
     dependencies=[open_route()],
-    summary="Readiness: every venue's markets are loaded and the store answers",
-    responses={503: {"description": "Not ready; the body says what is missing"}},
+    summary="Readiness: every venue's markets are loaded and its circuit closed, the store answers, Redis is seen",
+    responses={503: {"description": "Not ready; the body says what is missing (a venue whose circuit is open)"}},
 )
 async def readyz(request: Request, gateway: Gateway) -> JSONResponse:
-    venues = {name: gateway.venue_state(name) for name in gateway.venue_names()}
-    checks = {f"venue:{name}": "ok" if state.markets_loaded else "markets not loaded" for name, state in venues.items()}
+    """200 ``ready``; 200 ``degraded`` while Redis is out of reach and the in-process fallbacks serve; 503
+    ``not ready`` naming what is missing: markets not loaded, a venue's circuit open, the store unreachable."""
+    names = gateway.venue_names()
+    checks = dict(await asyncio.gather(*(_venue_check(gateway, name) for name in names), _store_check(request)))
+    redis = getattr(request.app.state, "redis", None)
+    degraded = False
+    if redis is not None:
+        checks["redis"] = await _redis_check(redis)
+        degraded = checks["redis"] != "ok"
+    ready = all(value == "ok" for name, value in checks.items() if name != "redis")
+    status = "not ready" if not ready else "degraded" if degraded else "ready"
+    headers = {}
+    if not ready:
+        waits = [gateway.pool.breaker(name).retry_after_s() for name in names]
+        headers["Retry-After"] = str(max(1, math.ceil(max(waits, default=1.0))))
+    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503, headers=headers)
+
+
+async def _venue_check(gateway: ExchangeGateway, name: str) -> tuple[str, str]:
+    breaker = gateway.pool.breaker(name)
+    if breaker.state is CircuitState.OPEN and breaker.retry_after_s() <= 0:
+        # A replica taken out of rotation gets no traffic to probe with: the readiness check probes itself.
+        with contextlib.suppress(DomainError):
+            await gateway.pool.probe(name)
+    if breaker.state is CircuitState.OPEN:
+        return f"venue:{name}", f"circuit open ({breaker.stats().last_failure or 'failing'})"
+    state = gateway.venue_state(name)
+    return f"venue:{name}", "ok" if state.markets_loaded else "markets not loaded"
+
+
+async def _store_check(request: Request) -> tuple[str, str]:
     try:
-        async with request.app.state.engine.connect() as connection:
+        async with asyncio.timeout(2.0), request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        checks["store"] = "ok"
+        return "store", "ok"
     except Exception as exc:  # any failure means "not ready", reported by its type only
-        checks["store"] = f"unreachable ({type(exc).__name__})"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-    )
+        return "store", f"unreachable ({type(exc).__name__})"
+
+
+async def _redis_check(redis: Redis) -> str:
+    try:
+        async with asyncio.timeout(0.5):
+            await redis.ping()
+        return "ok"
+    except Exception as exc:  # out of reach: budgets and cache run on their in-process fallbacks
+        return f"degraded: unreachable ({type(exc).__name__}), in-process fallbacks in use"
 
 
 @router.get(
