@@ -45,12 +45,19 @@ _RATE_PROBLEM = {"description": "Too many requests for this API key (see Retry-A
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the problems the middleware produces to the operations they can reach: 400 and 413 where a
-    body is read, 429 on every `/api` operation."""
+    body is read, 429 on every `/api` operation; and FastAPI's own 422 (documented as a JSON
+    ``HTTPValidationError``) as the problem+json it is answered with."""
+    problem = {"application/problem+json": {}}
+    if "Problem" in schema.get("components", {}).get("schemas", {}):
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
+            invalid = responses.get("422")
+            if invalid is not None and "application/problem+json" not in invalid.get("content", {}):
+                responses["422"] = {"description": "Invalid input; `errors` names each parameter", "content": problem}
             if "requestBody" in operation:
                 for status, response in _BODY_PROBLEMS.items():
                     responses.setdefault(status, response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
+from fastapi.responses import PlainTextResponse
 
 from aiotrade.api import auth
 from aiotrade.api.deps import ApiKeys, AppSettings, Caller
@@ -46,7 +47,14 @@ async def revoke_key(keys: ApiKeys, name: KeyName) -> ApiKeyInfo:
     return await auth.revoke_key(keys, name)
 
 
-@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics (every worker's)", tags=["health"])
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics (every worker's)",
+    tags=["health"],
+    response_class=PlainTextResponse,
+    responses={200: {"description": "The Prometheus text exposition format"}},
+)
 async def metrics() -> Response:
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)
