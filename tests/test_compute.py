@@ -9,6 +9,7 @@ close or break a pool start their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -177,6 +178,22 @@ async def test_workers_ignore_sigint_and_keep_serving(pool: ComputePool) -> None
     served_by = set(await asyncio.gather(*(pool.run(os.getpid) for _ in range(4))))
     assert served_by <= pids
     await settle(pool)
+
+
+async def test_heavy_requests_beyond_the_places_are_refused_at_once_and_places_come_back(pool: ComputePool) -> None:
+    places = pool.max_jobs + pool.settings.queue_size
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(places):
+            await held.enter_async_context(pool.reserve())
+        assert pool.stats().in_progress == places
+        started = time.monotonic()
+        with pytest.raises(ComputeBusy, match=f"all {places} places") as refused:
+            async with pool.reserve():
+                pass
+        assert time.monotonic() - started < 0.1 and refused.value.retry_after_s is not None
+    assert pool.stats().in_progress == 0
+    async with pool.reserve():  # free again
+        assert await pool.run(os.getpid) in pool.worker_pids()
 
 
 # ----- budgets ---------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ the life of the app. Its promises:
   wanted the CPU.
 - **Bounded**: at most `max_jobs` jobs run at once (never more than there are workers, so an admitted job
   starts at once); up to `queue_size` more wait, first come first served, for at most `queue_timeout_s`.
-  Beyond that `run` raises `errors.ComputeBusy` (503 with Retry-After) without computing anything.
+  Beyond that `run` raises `errors.ComputeBusy` (503 with Retry-After) without computing anything. A
+  service holds a place (`reserve`, `max_jobs + queue_size` of them) from before it fetches a request's
+  data, so heavy requests in progress — and the memory they hold — are bounded too.
 - **No leaked slot**: a caller cancelled while waiting leaves the queue; a caller cancelled while its job
   runs leaves the job to finish in its worker (a running process cannot be interrupted safely), and the
   slot is released when the job ends — so the count of running jobs is always the workers' real load.
@@ -44,7 +46,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -100,8 +102,9 @@ class ComputeSettings(BaseModel):
     max_jobs: int | None = Field(default=None, ge=1, le=256)
     # Jobs waiting for a slot; one more is refused with 503 at once.
     queue_size: int = Field(default=16, ge=0, le=10_000)
-    # How long a job may wait for a slot before it is refused with 503.
-    queue_timeout_s: float = Field(default=10.0, gt=0, le=3_600)
+    # How long a job may wait for a slot before it is refused with 503 (a full queue of maximum-size
+    # probability jobs on 2 workers drains in ~20 s).
+    queue_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
     # How long close() lets running jobs finish before it terminates the workers.
     shutdown_grace_s: float = Field(default=5.0, ge=0, le=600)
     start_method: StartMethod = Field(default_factory=_default_start_method)
@@ -112,9 +115,9 @@ class ComputeSettings(BaseModel):
     # Budget of one probability request: paths × horizon_bars Monte Carlo steps. CPU ≈ 10-20 ns a step on
     # one core (1e8: ~1-2 s); memory is bounded by the chunking in quant.probability (≈ 32 MB a job).
     max_path_steps: int = Field(default=DOCUMENTED_MAX_PATH_STEPS, ge=1, le=200_000_000)
-    # Budget of one portfolio risk or allocation request: symbols × lookback candles. About 50 bytes a
-    # candle on the loop while fetching (int64 time + float64 OHLCV), 16 in flight to the worker, and
-    # ≈ 80 in the worker at its peak: 500,000 candles ≈ 25 MB + 8 MB + 40 MB.
+    # Budget of one portfolio risk or allocation request: symbols × lookback candles. About 0.4 KB a
+    # candle in the serve process while the request runs (the venue's exact text is kept per value), 16
+    # bytes on the way to the worker, ≈ 80 in the worker at its peak: 500,000 candles ≈ 190 + 8 + 40 MB.
     max_candles: int = Field(default=DOCUMENTED_MAX_CANDLES, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
@@ -184,6 +187,7 @@ class ComputeStats:
     rejected: int  # refused with ComputeBusy: queue full, waited too long, or shutting down
     interrupted: int  # cut off: shutdown or a worker that died
     replaced_executors: int
+    in_progress: int = 0  # heavy requests holding a place (`reserve`): fetching, waiting or running
 
 
 class ComputePool:
@@ -201,6 +205,7 @@ class ComputePool:
         self._inflight: set[asyncio.Future[object]] = set()
         self._stopping: set[asyncio.Task[None]] = set()
         self._completed = self._rejected = self._interrupted = self._replaced = 0
+        self._reserved = 0
         self._mean_job_s: float | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -245,6 +250,25 @@ class ComputePool:
 
     # ----- what callers use --------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def reserve(self) -> AsyncIterator[None]:
+        """Hold a place for one heavy request, from before its data is fetched until its job is done.
+
+        There are `max_jobs + queue_size` places; with none free this raises `ComputeBusy` (503) at once,
+        before anything is fetched. So the data that heavy requests hold in this process is bounded by the
+        places times the per-request budget, however many such requests arrive.
+        """
+        if self._closing or self._executor is None:
+            raise self._busy("the compute pool is not running (shutting down)")
+        places = self.max_jobs + self.settings.queue_size
+        if self._reserved >= places:
+            raise self._busy(f"all {places} places for heavy requests are taken")
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
+
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` in a worker process; its exception, if any, is raised here unchanged.
 
@@ -286,6 +310,7 @@ class ComputePool:
             rejected=self._rejected,
             interrupted=self._interrupted,
             replaced_executors=self._replaced,
+            in_progress=self._reserved,
         )
 
     def worker_pids(self) -> frozenset[int]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aiotrade.models.common import Dec, Timestamp
 from aiotrade.models.orders import Order, OrderSide
+from aiotrade.models.risk import CANDLES_BUDGET
 from aiotrade.quant.allocation import AllocationMethod  # one enum: the methods the maths offers
 
 Weight = Annotated[Dec, Field(ge=0, le=1)]
@@ -40,10 +41,10 @@ class Constraints(_Request):
 
 class AllocationRequest(_Request):
     account: str | None = Field(default=None, max_length=64, description="With save_as_targets.")
-    symbols: list[str] = Field(min_length=1, max_length=100)
+    symbols: list[str] = Field(min_length=1, max_length=100, description=CANDLES_BUDGET)
     method: AllocationMethod = AllocationMethod.EQUAL_WEIGHT
     timeframe: str = Field(default="1d", max_length=8)
-    lookback: int = Field(default=180, ge=31, le=5000)
+    lookback: int = Field(default=180, ge=31, le=5000, description=f"Candles per symbol. {CANDLES_BUDGET}")
     constraints: Constraints = Constraints()
     risk_free_rate: Annotated[Dec, Field(ge=-1, le=1)] = Decimal(0)
     signals: list[Dec] | None = Field(default=None, description="signal_weighted: one score per symbol.")

@@ -13,10 +13,22 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aiotrade.compute import DOCUMENTED_MAX_CANDLES, DOCUMENTED_MAX_PATH_STEPS
 from aiotrade.models.common import CurrencyCode, Dec
 from aiotrade.models.orders import CreateOrderRequest, OrderSide, PositiveDecimal
 
 Fraction = Annotated[Dec, Field(ge=0, le=1)]
+
+# The per-request budgets of heavy maths (settings `compute.max_path_steps`, `compute.max_candles`; README
+# "Heavy maths"): over them the answer is a 422 naming both fields, before anything is fetched.
+PATH_STEPS_BUDGET = (
+    f"Budget: paths × horizon_bars ≤ {DOCUMENTED_MAX_PATH_STEPS:,} by default (both at their maximum); more is a "
+    "422 naming both fields."
+)
+CANDLES_BUDGET = (
+    f"Budget: symbols × lookback ≤ {DOCUMENTED_MAX_CANDLES:,} candles by default (both at their maximum); more "
+    "is a 422 naming both fields."
+)
 
 
 class TradingState(StrEnum):
@@ -152,10 +164,10 @@ class ProbabilityRequest(BaseModel):
     take_profit: PositiveDecimal
     stop_loss: PositiveDecimal
     level: PositiveDecimal | None = Field(default=None, description="Also: P(price above level at horizon).")
-    horizon_bars: int = Field(default=30, ge=1, le=1000)
+    horizon_bars: int = Field(default=30, ge=1, le=1000, description=f"Bars simulated per path. {PATH_STEPS_BUDGET}")
     timeframe: str = Field(default="1d", max_length=8)
     lookback: int = Field(default=365, ge=30, le=2000)
-    paths: int = Field(default=10_000, ge=100, le=100_000)
+    paths: int = Field(default=10_000, ge=100, le=100_000, description=f"Monte Carlo paths. {PATH_STEPS_BUDGET}")
     seed: int = Field(default=7, ge=0)
     fee_rate: Annotated[Dec, Field(ge=0, le=Decimal("0.05"))] = Decimal("0.001")
 
@@ -186,10 +198,10 @@ class Probability(BaseModel):
 class PortfolioRiskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    symbols: list[str] = Field(min_length=1, max_length=100)
+    symbols: list[str] = Field(min_length=1, max_length=100, description=CANDLES_BUDGET)
     weights: list[Dec] | None = Field(default=None, description="Default: equal weights.")
     timeframe: str = Field(default="1d", max_length=8)
-    lookback: int = Field(default=365, ge=31, le=5000)
+    lookback: int = Field(default=365, ge=31, le=5000, description=f"Candles per symbol. {CANDLES_BUDGET}")
     confidence: Annotated[Dec, Field(ge=Decimal("0.5"), lt=1)] = Decimal("0.95")
     horizon_bars: int = Field(default=1, ge=1, le=365)
     risk_free_rate: Annotated[Dec, Field(ge=-1, le=1)] = Decimal(0)

@@ -75,39 +75,40 @@ async def calculate_allocations(
     lookback over the budget is a 422 before anything is fetched.
     """
     compute.settings.check_candles(len(request.symbols), request.lookback)
-    await gateway.require(venue, request.symbols)
-    if request.timeframe not in gateway.capabilities(venue).timeframes:
-        raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
-    series = await asyncio.gather(
-        *(
-            market_data.candles(
-                gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
-                maximum=MAX_LOOKBACK + 1,
+    async with compute.reserve():  # a place before any data is held: bounded memory
+        await gateway.require(venue, request.symbols)
+        if request.timeframe not in gateway.capabilities(venue).timeframes:
+            raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
+        series = await asyncio.gather(
+            *(
+                market_data.candles(
+                    gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
+                    maximum=MAX_LOOKBACK + 1,
+                )
+                for s in request.symbols
             )
-            for s in request.symbols
+        )  # fmt: skip
+        closes = await map_yielding(CandleSeries.closes, series)
+        c = request.constraints
+        constraints = qalloc.AllocationConstraints(
+            min_weight=float(c.min_weight),
+            max_weight=float(c.max_weight),
+            cash_buffer=float(c.cash_buffer),
+            risk_free_rate=float(request.risk_free_rate),
+            periods_per_year=periods_per_year(request.timeframe),
         )
-    )  # fmt: skip
-    closes = await map_yielding(CandleSeries.closes, series)
-    c = request.constraints
-    constraints = qalloc.AllocationConstraints(
-        min_weight=float(c.min_weight),
-        max_weight=float(c.max_weight),
-        cash_buffer=float(c.cash_buffer),
-        risk_free_rate=float(request.risk_free_rate),
-        periods_per_year=periods_per_year(request.timeframe),
-    )
-    try:
-        result = await compute.run(
-            jobs.allocation_job,
-            [s.timestamps for s in series],
-            closes,
-            method=request.method.value,
-            constraints=constraints,
-            signals=[float(s) for s in request.signals] if request.signals is not None else None,
-            covariance="ledoit_wolf" if request.shrinkage else "sample",
-        )
-    except (AllocationInputError, AllocationConvergenceError, QuantInputError) as exc:
-        raise domain.InvalidInput(str(exc)) from exc
+        try:
+            result = await compute.run(
+                jobs.allocation_job,
+                [s.timestamps for s in series],
+                closes,
+                method=request.method.value,
+                constraints=constraints,
+                signals=[float(s) for s in request.signals] if request.signals is not None else None,
+                covariance="ledoit_wolf" if request.shrinkage else "sample",
+            )
+        except (AllocationInputError, AllocationConvergenceError, QuantInputError) as exc:
+            raise domain.InvalidInput(str(exc)) from exc
     weights = {s: q(w) for s, w in zip(request.symbols, result.weights, strict=True)}
     saved = False
     if request.save_as_targets:

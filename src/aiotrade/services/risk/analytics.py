@@ -44,28 +44,29 @@ async def calculate_probability(
     budget is a 422 before anything is fetched.
     """
     compute.settings.check_path_steps(request.paths, request.horizon_bars)
-    await gateway.require(venue, [request.symbol])
-    bars, ticker = await asyncio.gather(
-        market_data.candles(
-            gateway, venue, request.symbol, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
-            maximum=MAX_LOOKBACK + 1,
-        ),
-        gateway.ticker(venue, request.symbol),
-    )  # fmt: skip
-    entry = request.entry_price or ticker.last
-    if entry is None:
-        raise domain.UpstreamUnavailable(f"no last price for {request.symbol}")
-    if len(bars) < 2:
-        raise domain.InvalidInput.param("lookback", "not enough candles")
-    try:
-        result = await compute.run(
-            jobs.probability_job, bars.closes(), entry=float(entry), take_profit=float(request.take_profit),
-            stop_loss=float(request.stop_loss), side=_direction(request.side), horizon_bars=request.horizon_bars,
-            paths=request.paths, seed=request.seed, level=float(request.level) if request.level is not None else None,
-            fee_rate=float(request.fee_rate),
+    async with compute.reserve():  # a place before any data is held: bounded memory
+        await gateway.require(venue, [request.symbol])
+        bars, ticker = await asyncio.gather(
+            market_data.candles(
+                gateway, venue, request.symbol, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
+                maximum=MAX_LOOKBACK + 1,
+            ),
+            gateway.ticker(venue, request.symbol),
         )  # fmt: skip
-    except QuantInputError as exc:
-        raise domain.InvalidInput(str(exc)) from exc
+        entry = request.entry_price or ticker.last
+        if entry is None:
+            raise domain.UpstreamUnavailable(f"no last price for {request.symbol}")
+        if len(bars) < 2:
+            raise domain.InvalidInput.param("lookback", "not enough candles")
+        try:
+            result = await compute.run(
+                jobs.probability_job, bars.closes(), entry=float(entry), take_profit=float(request.take_profit),
+                stop_loss=float(request.stop_loss), side=_direction(request.side), horizon_bars=request.horizon_bars,
+                paths=request.paths, seed=request.seed, fee_rate=float(request.fee_rate),
+                level=float(request.level) if request.level is not None else None,
+            )  # fmt: skip
+        except QuantInputError as exc:
+            raise domain.InvalidInput(str(exc)) from exc
     dd, outcome, above, mc = result.drift, result.outcome, result.above_level, result.monte_carlo
     intervals = {
         "take_profit_first": mc.take_profit_first,
@@ -108,37 +109,38 @@ async def assess_portfolio_risk(
     """
     symbols = list(request.symbols)
     compute.settings.check_candles(len(symbols), request.lookback)
-    benchmark = request.benchmark
-    wanted = symbols + ([benchmark] if benchmark and benchmark not in symbols else [])
-    await gateway.require(venue, wanted)
-    if request.timeframe not in gateway.capabilities(venue).timeframes:
-        raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
-    series = await asyncio.gather(
-        *(
-            market_data.candles(
-                gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
-                maximum=MAX_LOOKBACK + 1,
+    async with compute.reserve():  # a place before any data is held: bounded memory
+        benchmark = request.benchmark
+        wanted = symbols + ([benchmark] if benchmark and benchmark not in symbols else [])
+        await gateway.require(venue, wanted)
+        if request.timeframe not in gateway.capabilities(venue).timeframes:
+            raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
+        series = await asyncio.gather(
+            *(
+                market_data.candles(
+                    gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
+                    maximum=MAX_LOOKBACK + 1,
+                )
+                for s in wanted
             )
-            for s in wanted
-        )
-    )  # fmt: skip
-    closes = await map_yielding(CandleSeries.closes, series)
-    weights = (
-        np.array([float(w) for w in request.weights])
-        if request.weights is not None
-        else np.full(len(symbols), 1.0 / len(symbols))
-    )
-    ppy = periods_per_year(request.timeframe)
-    try:
-        job = await compute.run(
-            jobs.portfolio_risk_job, [s.timestamps for s in series], closes, n_assets=len(symbols), weights=weights,
-            benchmark_column=wanted.index(benchmark) if benchmark else None, confidence=float(request.confidence),
-            horizon=float(request.horizon_bars), periods_per_year=ppy, risk_free_rate=float(request.risk_free_rate),
         )  # fmt: skip
-    except jobs.InsufficientHistory as exc:
-        raise domain.InvalidInput.param("lookback", str(exc)) from exc
-    except QuantInputError as exc:
-        raise domain.InvalidInput(str(exc)) from exc
+        closes = await map_yielding(CandleSeries.closes, series)
+        weights = (
+            np.array([float(w) for w in request.weights])
+            if request.weights is not None
+            else np.full(len(symbols), 1.0 / len(symbols))
+        )
+        ppy = periods_per_year(request.timeframe)
+        try:
+            job = await compute.run(
+                jobs.portfolio_risk_job, [s.timestamps for s in series], closes, n_assets=len(symbols), weights=weights,
+                benchmark_column=wanted.index(benchmark) if benchmark else None, confidence=float(request.confidence),
+                horizon=float(request.horizon_bars), periods_per_year=ppy, risk_free_rate=float(request.risk_free_rate),
+            )  # fmt: skip
+        except jobs.InsufficientHistory as exc:
+            raise domain.InvalidInput.param("lookback", str(exc)) from exc
+        except QuantInputError as exc:
+            raise domain.InvalidInput(str(exc)) from exc
     result = job.risk
     assets = [
         AssetRisk(
