@@ -19,10 +19,11 @@ from aiotrade.client import (
     RiskRejected,
     TransportFailed,
     Unauthorized,
+    retrying,
 )
 from aiotrade.models.market import Ticker
-from aiotrade.models.orders import CreateOrderRequest, OrderSide, OrderStatus, OrderType
-from aiotrade.models.risk import PortfolioRiskReport, PortfolioRiskRequest, RiskLimits
+from aiotrade.models.orders import CreateOrderRequest, HaltRequest, OrderSide, OrderStatus, OrderType
+from aiotrade.models.risk import PortfolioRiskReport, PortfolioRiskRequest, RiskLimits, TradingState
 from tests.client.conftest import Served
 from tests.support.stack import TEST_API_KEY
 
@@ -141,3 +142,65 @@ async def test_problems_arrive_as_typed_exceptions(served: Served) -> None:
     assert "NOTIONAL" in " ".join(v.code for v in refused.value.violations)
     assert refused.value.idempotency_key and not venue_orders(served)
     assert limited.value.retry_after is not None and limited.value.retry_after > 0
+
+
+async def test_an_accounts_desk_calls_balances_fills_halt_and_resume(served: Served) -> None:
+    async with AiotradeClient(served.url, api_key=TEST_API_KEY) as client:
+        bought = await client.create_order("paper", MARKET_BUY)
+        balances = await client.get_balances("paper")
+        fills = await client.list_fills("paper", symbol="BTC/USDT", from_=bought.created_at - timedelta(minutes=1))
+        last = (await client.get_ticker("paper", "BTC/USDT")).last
+        assert last is not None
+        resting = await client.create_order(
+            "paper",
+            CreateOrderRequest(
+                symbol="BTC/USDT", side=OrderSide.BUY, type=OrderType.LIMIT, amount=Decimal("0.001"),
+                price=(last * Decimal("0.97")).quantize(Decimal("0.01")),
+            ),
+        )  # fmt: skip
+        halted = await client.halt_account("paper", HaltRequest(reason="client test"))
+        with pytest.raises(RiskRejected) as refused:
+            await client.create_order("paper", MARKET_BUY)
+        resumed = await client.resume_account("paper")
+    assert isinstance(balances.free("BTC"), Decimal) and balances.total("BTC") >= Decimal("0.0005")
+    assert {f.order_id for f in fills.fills} == {bought.id} and all(isinstance(f.price, Decimal) for f in fills.fills)
+    assert halted.state == "HALTED" and [(o.id, o.outcome) for o in halted.outcomes] == [(resting.id, "canceled")]
+    assert "TRADING_HALTED" in [v.code for v in refused.value.violations]
+    assert resumed.state == TradingState.ACTIVE
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Real HTTP; remembers each answer's status and Retry-After."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.answers: list[tuple[int, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.answers.append((response.status_code, response.headers.get("retry-after")))
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_reads_past_the_keys_rate_limit_wait_out_the_servers_retry_after(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    throttled = await served.stack.make_key("throttled", rate_limit=1)
+    waits: list[float] = []
+    real_pause = retrying.pause
+
+    async def pause(seconds: float) -> None:
+        waits.append(seconds)
+        await real_pause(seconds)
+
+    monkeypatch.setattr(retrying, "pause", pause)
+    recording = Recording()
+    async with AiotradeClient(served.url, api_key=throttled.key, transport=recording) as client:
+        answers = [await client.list_exchanges() for _ in range(4)]
+    assert all(a and a[0].name == "paper" for a in answers)
+    refused = [float(after) for status, after in recording.answers if status == 429 and after is not None]
+    assert refused, "the key's limit was never reached: the test shows nothing"
+    assert len(waits) == len(refused) and all(w >= r for w, r in zip(waits, refused, strict=True))
