@@ -189,6 +189,11 @@ class Order(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    venue_confirmed: bool = Field(
+        default=True,
+        description="False: the venue did not confirm this copy just now (it was unreachable, or no longer knows "
+        "the order); this is what the store holds.",
+    )
 
 
 class OrderPage(BaseModel):

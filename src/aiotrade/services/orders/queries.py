@@ -13,16 +13,18 @@ from aiotrade.store.orders import OrderFilter, OrderStore, StoredOrder
 
 
 async def get_order(gateway: ExchangeGateway, store: OrderStore, account: str, order_id: str) -> Order:
-    """One order; a live one is refreshed from the exchange first (the stored copy while it is away)."""
+    """One order; a live one is refreshed from the exchange first. The stored copy, marked
+    ``venue_confirmed=False``, while the exchange is away or when it no longer knows the order (a venue that
+    lost its state): an order we hold is never a 404."""
     order = await _known(gateway, store, account, order_id)
     if order.status.is_terminal:
         return order.as_order()
     try:
         refreshed = await refresh(gateway, store, order)
     except domain.UpstreamError:
-        return order.as_order()
+        refreshed = None
     if refreshed is None:
-        raise domain.OrderNotFound(f"the exchange does not know order {order.client_order_id}")
+        return order.as_order().model_copy(update={"venue_confirmed": False})
     return refreshed.as_order()
 
 
