@@ -1,11 +1,13 @@
 """Heavy maths through the real app (`tests/support/stack.py`, and `python -m aiotrade serve` processes):
 four maximum-size probability requests all succeed on the default settings while the loop stays free;
 budgets are 422s naming their fields before anything is fetched; closing the app cuts a running job off
-with a 503 problem and leaves no worker; Ctrl-C and SIGKILL of a serve process leave no process behind.
+with a 503 problem and leaves no worker; Ctrl-C and SIGKILL of a serve process leave no process behind;
+services reach the heavy maths only through the compute pool (read from the sources, with a self-check).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import os
@@ -99,6 +101,73 @@ async def test_the_budgets_are_documented_in_the_openapi_fields(stack: Stack) ->
     ):
         for field in fields:
             assert "budget" in schemas[model]["properties"][field].get("description", "").lower(), (model, field)
+
+
+# ----- the maths is reachable from services only through the offload ---------------------------------
+
+SERVICES = Path(__file__).resolve().parents[1] / "src" / "aiotrade" / "services"
+# Entry points that take from milliseconds to seconds: services may reach them only through quant.jobs.
+HEAVY = {
+    "aiotrade.quant.probability": {"monte_carlo_outcome", "estimate_drift_diffusion", "trade_outcome"},
+    "aiotrade.quant.risk": {"portfolio_risk"},
+    "aiotrade.quant.allocation": {"calculate_allocations"},
+    "aiotrade.quant.allocation_hrp": None,  # None: every name
+}
+
+
+def offload_offences(source: str) -> list[str]:
+    """Heavy quant calls in `source` that do not go through `<pool>.run(jobs.<x>_job, ...)`."""
+    tree = ast.parse(source)
+    aliases: dict[str, tuple[str, str | None]] = {}  # local name -> (module, name or None for the module)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aiotrade.quant"):
+            for alias in node.names:
+                as_module = f"{node.module}.{alias.name}"
+                target = (as_module, None) if node.module == "aiotrade.quant" else (node.module, alias.name)
+                aliases[alias.asname or alias.name] = target
+    offloaded = {
+        id(call.args[0])
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run" and call.args
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module, name = aliases[node.value.id][0], node.attr
+        elif isinstance(node, ast.Name) and node.id in aliases and aliases[node.id][1] is not None:
+            module, name = aliases[node.id]
+        else:
+            continue
+        if module == "aiotrade.quant.jobs" and name.endswith("_job") and id(node) not in offloaded:
+            found.append(f"{node.lineno}: jobs.{name} called on the loop")
+        elif module in HEAVY and (HEAVY[module] is None or name in HEAVY[module]):
+            found.append(f"{node.lineno}: {module}.{name} on the loop")
+    return found
+
+
+def test_services_reach_the_heavy_maths_only_through_the_compute_pool() -> None:
+    files = sorted(SERVICES.rglob("*.py"))
+    assert files
+    found = [f"{p.relative_to(SERVICES)}:{o}" for p in files for o in offload_offences(p.read_text())]
+    assert not found, "heavy maths on the event loop:\n" + "\n".join(found)
+    assert "compute.run(" in (SERVICES / "risk" / "analytics.py").read_text()  # the allowed form is scanned
+
+
+def test_the_offload_scan_catches_maths_on_the_loop() -> None:
+    allowed = """
+from aiotrade.quant import jobs
+async def f(compute, x):
+    return await compute.run(jobs.probability_job, x)
+"""
+    assert offload_offences(allowed) == []
+    for bad in (
+        "from aiotrade.quant import jobs\ndef f(x):\n    return jobs.probability_job(x)",
+        "from aiotrade.quant import probability as qprob\ndef f(x):\n    return qprob.monte_carlo_outcome(x)",
+        "from aiotrade.quant.risk import portfolio_risk\ndef f(x):\n    return portfolio_risk(x)",
+        "from aiotrade.quant import allocation_hrp\ndef f(x):\n    return allocation_hrp.hrp_weights(x)",
+        "from aiotrade.quant import allocation as qa\ndef f(x):\n    return qa.calculate_allocations(x, 'hrp')",
+    ):
+        assert offload_offences(bad), bad
 
 
 # ----- shutdown ------------------------------------------------------------------------------------------
