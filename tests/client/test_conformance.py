@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from aiotrade.app import create_app
-from aiotrade.client import AiotradeClient, ClientError, RetryPolicy
+from aiotrade.client import AiotradeClient, ClientError, RetryPolicy, retrying
 from aiotrade.client.stream import STREAM_PATH
 
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -197,16 +197,24 @@ class Sent(Exception):
     """Raised by the recording transport: the request is all this test looks at."""
 
 
-async def test_every_method_sends_its_operations_method_path_query_and_body(openapi: dict[str, Any]) -> None:
+async def test_every_method_sends_its_operations_method_path_query_and_body(
+    openapi: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     requests: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
+        # First a 503 that says nothing was done: reads, PUTs and keyed creates must ask again.
         requests.append(request)
-        return httpx.Response(418, json={"type": "urn:aiotrade:problem:recorded", "status": 418})
+        status, slug = (503, "exchange-circuit-open") if len(requests) == 1 else (418, "recorded")
+        return httpx.Response(status, json={"type": f"urn:aiotrade:problem:{slug}", "status": status})
 
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(retrying, "pause", no_wait)
     problems = []
     transport = httpx.MockTransport(record)
-    async with AiotradeClient("http://api.test", api_key="at_x", transport=transport, retries=RetryPolicy(0)) as c:
+    async with AiotradeClient("http://api.test", api_key="at_x", transport=transport, retries=RetryPolicy(1)) as c:
         for op in operations(openapi):
             method = getattr(c, op.id, None)
             if method is None:
@@ -215,7 +223,7 @@ async def test_every_method_sends_its_operations_method_path_query_and_body(open
             requests.clear()
             with pytest.raises(ClientError):
                 await method(*args, **kwargs)
-            (sent,) = requests
+            sent = requests[-1]
             path = op.path
             for name in op.path_params:
                 path = path.replace("{" + name + "}", quote(f"p/{name}", safe=""))
@@ -230,6 +238,11 @@ async def test_every_method_sends_its_operations_method_path_query_and_body(open
                 problems.append(f"{op.id}: body {'sent' if sent.content else 'missing'}")
             if sent.headers.get("authorization") != "Bearer at_x":
                 problems.append(f"{op.id}: no API key sent")
+            keyed = "Idempotency-Key" in op.headers
+            if (op.method in ("GET", "PUT") or keyed) and len(requests) != 2:
+                problems.append(f"{op.id}: a {op.method} not asked again after a 503 that did nothing")
+            if keyed and len({r.headers.get("idempotency-key") for r in requests}) != 1:
+                problems.append(f"{op.id}: its retry sent another Idempotency-Key")
     assert not problems, "\n".join(problems)
 
 
