@@ -119,7 +119,11 @@ async def test_an_unkeyed_write_is_resent_only_when_it_surely_never_arrived(
         route.mock(side_effect=[httpx.ConnectError("refused"), problem(409, "conflict")])
         with pytest.raises(Conflict):  # the connection was never made: resent once, then answered
             await client.process_signals(signals)
-    assert route.call_count == 4
+        assert route.call_count == 4
+        route.mock(side_effect=[problem(503, "exchange-circuit-open", "1"), problem(409, "conflict")])
+        with pytest.raises(Conflict):  # nothing was sent past the open circuit: resent once
+            await client.process_signals(signals)
+    assert route.call_count == 6
 
 
 @respx.mock(base_url=BASE)

@@ -6,7 +6,8 @@ Three kinds of call:
 - ``KEYED`` (a create carrying an Idempotency-Key the server replays): as ``SAFE``, and also after a 409 whose
   Retry-After says the same key is still in flight;
 - ``UNSAFE`` (anything else that writes): only when the server surely did nothing — the connection was never
-  made, or the inbound rate limit refused it (429) before any handler ran.
+  made, the inbound rate limit refused it (429) before any handler ran, or the answer says nothing was sent
+  or computed (an open circuit, compute capacity spent).
 The wait is exponential backoff with jitter, and never shorter than the server's ``Retry-After``; a
 ``Retry-After`` longer than ``max_wait_s`` is not slept through: the error goes to the caller at once.
 """
@@ -25,6 +26,8 @@ from aiotrade.client.errors import ApiError, Conflict
 # A 502 that says the exchange refused us (credentials, a rejected request) will say so again.
 _NOT_TRANSIENT = frozenset({"exchange-rejected", "exchange-authentication-failed"})
 _TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+# Answers that say the request went nowhere: nothing was sent to the exchange, nothing computed.
+_NOTHING_DONE = frozenset({"exchange-circuit-open", "compute-busy"})
 # Errors raised before a byte of the request left: nothing can have happened on the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -51,8 +54,8 @@ class RetryPolicy:
         return kind is not UNSAFE or isinstance(failure, _NOT_SENT)
 
     def may_resend_answer(self, kind: CallKind, error: ApiError) -> bool:
-        if error.status == 429:
-            return True  # refused by the inbound limiter before the route ran
+        if error.status == 429 or error.type in _NOTHING_DONE:
+            return True  # refused before the route ran, or before anything left
         if kind is UNSAFE:
             return False
         if kind is KEYED and isinstance(error, Conflict) and error.retry_after is not None:
