@@ -72,6 +72,8 @@ Call = Callable[[ccxt.Exchange], Awaitable[T]]
 CLOCK_REFRESH_S = 300.0
 # After a failed attempt to learn it, how long before the next.
 CLOCK_RETRY_S = 10.0
+# A timestamp refusal is resent only when the offset learned afterwards moved at least this far.
+CLOCK_RESEND_MIN_MS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +306,7 @@ class ExchangePool:
         its circuit (its answer still counts towards closing it).
         """
         v, client = await self._account_client(account)
-        return await self._signed(v, lambda: self._guarded(v, lambda: call(client), settling=settling))
+        return await self._signed(v, client, lambda: self._guarded(v, lambda: call(client), settling=settling))
 
     async def send_once(self, account: str, call: Call[T]) -> T:
         """Run a non-idempotent call once: no blind retry. A failure says whether it may have taken effect
@@ -312,7 +314,7 @@ class ExchangePool:
         which sends nothing. A timestamp refusal (-1021) is the one resend: the venue refused before acting."""
         v, client = await self._account_client(account)
         try:
-            return await self._signed(v, lambda: self._send(v, lambda: call(client)))
+            return await self._signed(v, client, lambda: self._send(v, lambda: call(client)))
         except domain.CircuitOpen as error:
             error.order_may_exist = False
             raise
@@ -382,16 +384,24 @@ class ExchangePool:
         async with v.breaker.guard():
             return await call()
 
-    async def _signed(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
-        """``call`` (a signed request); refused for its timestamp, the clock is learned again and it goes once more."""
+    async def _signed(self, v: _Venue, client: ccxt.Exchange, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` (a signed request on ``client``). Refused for its timestamp, the clock offset is learned again;
+        if it moved, the request goes once more. If it did not, the refusal stands: the request itself was late
+        (held in flight past its recvWindow), and what to do about that is the caller's business."""
+        signed_with = _time_difference(client)
         try:
             return await call()
         except (ccxt.BaseError, domain.DomainError) as exc:
             cause = exc if isinstance(exc, ccxt.BaseError) else exc.__cause__
             if cause is None or not is_clock_refusal(cause):
                 raise
-            log.warning("%s refused a timestamp: learning its clock again and sending once more", v.name)
-        await self._learn_clock(v, force=True)
+            await self._learn_clock(v, force=True)
+            moved = abs(_time_difference(client) - signed_with)
+            if moved < CLOCK_RESEND_MIN_MS:
+                raise
+            log.warning(
+                "%s refused a timestamp: its clock is %d ms off what we signed with; sending once more", v.name, moved
+            )
         return await call()
 
     async def _learn_clock(self, v: _Venue, *, force: bool = False) -> None:
@@ -742,6 +752,11 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
     Pooled.__name__ = Pooled.__qualname__ = f"Pooled{klass.__name__}"
     _POOLED_CLASSES[klass] = Pooled
     return Pooled
+
+
+def _time_difference(client: ccxt.Exchange) -> int:
+    value = (client.options or {}).get("timeDifference")
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def _header(headers: dict[str, str] | None, name: str) -> str | None:

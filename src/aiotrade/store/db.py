@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant shared by every replica: only one of them migrates at a time.
 _MIGRATION_LOCK_ID = 0x41494F54
+# How long a process waits for another's migrations on the same SQLite file before it gives up.
+MIGRATION_LOCK_TIMEOUT_S = 120.0
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -40,11 +48,40 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; replicas starting together take turns (PostgreSQL lock)."""
-    async with engine.begin() as connection:
+    """Bring the schema to ``revision``; processes starting together take turns: a PostgreSQL advisory lock,
+    or for a SQLite file an exclusive lock on a file beside it (``serve --workers N`` migrates in every worker)."""
+    async with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         await connection.run_sync(_upgrade, revision)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_file_lock(engine: AsyncEngine, timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> AsyncIterator[None]:
+    """Hold ``<database>.migrate.lock`` (flock) for the block; waits without blocking the event loop."""
+    url = engine.url
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    descriptor = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        give_up = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another process migrates: poll, never block the loop
+                if time.monotonic() > give_up:
+                    held = f"another process held the migration lock of {database} for {timeout_s:g} s"
+                    raise TimeoutError(held) from None
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)  # closing releases the lock too, should the process die holding it
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
