@@ -49,3 +49,13 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+
+# Load test and soak (loadtest/): locust headless against PostgreSQL, Redis, the paper exchange and several
+# `aiotrade serve` processes on loopback; reports in $TMPDIR/aiotrade-loadtest. The soak fails (exit 1)
+# unless memory stays flat after warm-up, with 0 errors, 0 duplicate orders and 0 x 429 at the venue.
+.PHONY: loadtest soak
+loadtest: $(STAMP) test-services
+	$(BIN)/python -m loadtest --seconds $${AIOTRADE_LOADTEST_SECONDS:-60}
+
+soak: $(STAMP) test-services
+	$(BIN)/python -m loadtest --soak --minutes $${AIOTRADE_SOAK_MINUTES:-10}
