@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             log_level=settings.log_level.lower(),
             log_config=uvicorn_log_config(settings.log_level, settings.log_format),
             access_log=False,  # our middleware writes one access line per request, with its request id
+            timeout_graceful_shutdown=settings.shutdown_grace_s,  # in-flight requests drain this long at most
             # Every live-stream frame would be compressed once per subscriber, at ~32 KB of state each.
             ws_per_message_deflate=False,
         )

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from aiotrade.api.auth import install_guards, open_auth
 from aiotrade.api.limits import BodySizeLimit
-from aiotrade.api.middleware import RequestContext
+from aiotrade.api.middleware import Drain, RequestContext
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import accounts, admin, health, live_stream, market, orders, portfolio, risk
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    drain = Drain()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     events=StoredEvents(EventStore(sessions)),
                 )
             )
+            # On the stop signal: refuse new requests and close live streams (1001) while requests drain.
+            stack.enter_context(drain.on_signals(app.state.live_hub.close))
 
             app.state.settings = settings
             app.state.pool = pool
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ):
                 stack.push_async_callback(runner.stop, task)
             yield
+        log.info("stopped: background jobs, live streams, exchange pools and the database are closed")
 
     app = FastAPI(
         title="aiotrade",
@@ -171,7 +175,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_guards(app, settings)  # Host, CORS, API keys: inside the request id, before any body is read
     # Outermost: every request, refused ones included, gets its request id, access line and metrics.
-    app.add_middleware(RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id)
+    app.add_middleware(
+        RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id, drain=drain
+    )
     tracing = configure_tracing(
         app,
         enabled=settings.tracing.enabled,
@@ -179,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exporter=settings.tracing.exporter,
     )
     app.state.tracing = tracing
+    app.state.drain = drain
     app.include_router(health.router)
     app.include_router(market.router)
     app.include_router(orders.router)

@@ -341,6 +341,8 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     # One line per request (method, route template, status, duration, request id).
     access_log: bool = True
+    # On SIGTERM/SIGINT: how long requests in flight may take to finish before they are cancelled.
+    shutdown_grace_s: float = Field(default=30.0, gt=0, le=600)
     # Keep a sane X-Request-ID from the caller (a gateway's); otherwise every request gets a fresh one.
     trust_request_id: bool = True
     tracing: TracingConfig = TracingConfig()

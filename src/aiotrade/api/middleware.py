@@ -9,6 +9,9 @@ Promises, per HTTP request and per WebSocket handshake:
 - ``aiotrade_http_request_duration_seconds`` by route template, method and status (HTTP only); WebSocket
   handshakes count in ``aiotrade_websocket_handshakes_total``, and a closed stream logs its lifetime.
 
+While the server stops (`Drain`: the signal that stops uvicorn was received), a new HTTP request is answered
+503 problem+json with ``Retry-After`` and ``Connection: close`` while those in flight finish.
+
 The route template is the path as declared (``/api/v1/exchanges/{exchange}/ticker``), read from the scope once
 routing has happened; requests that match no route are labelled ``<unmatched>``, so scanners cannot grow the
 label set. An exception escaping the app is recorded as 500 and the request id stays bound while it travels
@@ -18,15 +21,22 @@ request runs in a task of its own, so nothing leaks to the next one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import re
+import signal
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aiotrade.api.problems import problem_response
 from aiotrade.observability import metrics
 from aiotrade.observability.logs import reset_request_id, set_request_id
 
@@ -42,13 +52,64 @@ _FASTAPI_SCOPE_KEY = "fastapi"
 _EFFECTIVE_ROUTE_KEY = "effective_route_context"
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_NOT_CAPTURED = (signal.SIG_DFL, signal.SIG_IGN, None, signal.default_int_handler)
+
+
+class Drain:
+    """Whether the server is stopping: once it is, `RequestContext` refuses new HTTP requests with 503."""
+
+    def __init__(self, *, retry_after_s: int = 5) -> None:
+        self.stopping = False
+        self.retry_after_s = retry_after_s
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    @contextlib.contextmanager
+    def on_signals(self, *then: Callable[[], Awaitable[object]]) -> Iterator[None]:
+        """While the block runs, SIGTERM and SIGINT start the drain and each of ``then`` (the live hub's close:
+        subscribers get 1001 before uvicorn's own 1012), then go on to the handler the server installed.
+        Where no server captured them (the app in a test process) nothing is installed."""
+        loop = asyncio.get_running_loop()
+        chained: dict[int, Callable[[int, FrameType | None], Any]] = {}
+        for sig in _STOP_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous in _NOT_CAPTURED or not callable(previous):
+                continue
+            chained[sig] = previous
+
+            def handler(number: int, frame: FrameType | None, hand_on: Callable[..., Any] = previous) -> None:
+                loop.call_soon_threadsafe(self.start, *then)
+                hand_on(number, frame)
+
+            signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for sig, previous in chained.items():
+                signal.signal(sig, previous)
+
+    def start(self, *then: Callable[[], Awaitable[object]]) -> None:
+        """Start draining (once) and run each of ``then`` in a task of its own."""
+        if self.stopping:
+            return
+        self.stopping = True
+        logging.getLogger(__name__).warning("stopping: new requests are refused, in-flight ones finish")
+        for step in then:
+            task: asyncio.Task[object] = asyncio.ensure_future(step())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
 class RequestContext:
     """Pure ASGI middleware: ``app.add_middleware(RequestContext)`` (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True, trust_request_id: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, trust_request_id: bool = True, drain: Drain | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
         self.trust_request_id = trust_request_id
+        self.drain = drain
         # Bound here, not at import: Starlette builds the middleware on the first request or lifespan, after
         # logging is configured; a bound logger skips the lazy proxy's lookups on every call.
         self._log = structlog.get_logger("aiotrade.access").bind()
@@ -78,8 +139,9 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        app = self.app if self.drain is None or not self.drain.stopping else self._refuse_while_stopping
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         except BaseException:
             self._record_http(scope, status, time.perf_counter() - started, request_id)
             raise  # the request id stays bound for the error handlers outside
@@ -124,6 +186,18 @@ class RequestContext:
                     request_id=request_id,
                 )
         reset_request_id(token)
+
+    async def _refuse_while_stopping(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.drain is not None
+        response = problem_response(
+            Request(scope),
+            status=503,
+            slug="shutting-down",
+            title="Shutting down",
+            detail="this server is stopping: send the request again (another replica will answer it)",
+            headers={"Retry-After": str(self.drain.retry_after_s), "Connection": "close"},
+        )
+        await response(scope, receive, send)
 
     def _request_id(self, scope: Scope) -> str:
         if self.trust_request_id:
