@@ -8,7 +8,8 @@
 
 Configured by the environment (set by ``python -m loadtest``): ``LOADTEST_HOSTS`` (comma-separated base
 URLs, users spread over them), ``LOADTEST_API_KEY``, ``LOADTEST_ACCOUNT``, ``LOADTEST_EXCHANGE``,
-``LOADTEST_STREAMS`` (subscribers), ``LOADTEST_PACE`` (multiplies every wait; < 1 is busier).
+``LOADTEST_STREAMS`` (subscribers), ``LOADTEST_PACE`` (multiplies every wait; < 1 is busier),
+``LOADTEST_SMOKE=1`` (each user runs every task of its class once first: a short run covers the profile).
 A replay that returns another order is reported as a failure named ``duplicate order``.
 """
 
@@ -32,6 +33,7 @@ ACCOUNT = os.environ.get("LOADTEST_ACCOUNT", "paper")
 EXCHANGE = os.environ.get("LOADTEST_EXCHANGE", "paper")
 STREAMS = int(os.environ.get("LOADTEST_STREAMS", "3"))
 PACE = float(os.environ.get("LOADTEST_PACE", "1"))
+SMOKE = os.environ.get("LOADTEST_SMOKE") == "1"
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "ETH/BTC", "LTC/USDT"]
@@ -51,6 +53,9 @@ class _OnAReplica(HttpUser):
     def on_start(self) -> None:
         self.client.base_url = next(_next_host)  # users spread over the replicas, round robin
         self.client.headers.update(HEADERS)
+        if SMOKE:  # every task once first, so that a short run exercises the whole profile
+            for each in dict.fromkeys(self.tasks):  # a task of weight n is listed n times
+                each(self)
 
 
 class MarketData(_OnAReplica):
