@@ -318,6 +318,33 @@ class ExchangeGateway:
             ip_restricted=raw.get("ipRestrict") is True,
         )
 
+    async def place_oco(
+        self, account: str, limit: PreparedOrder, stop: PreparedOrder, list_id: str, leg_ids: tuple[str, str]
+    ) -> list[VenueOrder]:
+        """Send an OCO once (binance-class: POST /api/v3/orderList/oco, never retried): the post-only
+        ``limit`` and the stop-loss-limit ``stop``, one amount; the legs as the venue reports them."""
+        above, below = ("above", "below") if limit.side == "sell" else ("below", "above")
+
+        async def send(c: Any) -> list[VenueOrder]:
+            market = c.market(limit.symbol)
+            raw = await c.privatePostOrderListOco(
+                {
+                    "symbol": market["id"], "side": limit.side.upper(), "quantity": str(limit.amount),
+                    "listClientOrderId": list_id, "newOrderRespType": "FULL",
+                    f"{above}Type": "LIMIT_MAKER", f"{above}Price": str(limit.price),
+                    f"{above}ClientOrderId": leg_ids[0],
+                    f"{below}Type": "STOP_LOSS_LIMIT", f"{below}Price": str(stop.price),
+                    f"{below}StopPrice": str(stop.stop_price), f"{below}TimeInForce": "GTC",
+                    f"{below}ClientOrderId": leg_ids[1],
+                }
+            )  # fmt: skip
+            return [records.venue_order(c.parse_order(report, market)) for report in raw.get("orderReports") or []]
+
+        legs = await self.pool.send_once(account, send)
+        if sorted(leg.client_order_id or "" for leg in legs) != sorted(leg_ids):
+            raise domain.UpstreamBadResponse("unreadable answer to the order list request", order_may_exist=True)
+        return legs
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

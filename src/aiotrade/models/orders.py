@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -187,6 +188,7 @@ class Order(BaseModel):
     cost: Dec
     fee: Fee | None
     error: str | None = None
+    order_list_id: str | None = Field(default=None, description="The OCO this order is a leg of, if any.")
     created_at: datetime
     updated_at: datetime
     venue_confirmed: bool = Field(
@@ -194,6 +196,74 @@ class Order(BaseModel):
         description="False: the venue did not confirm this copy just now (it was unreachable, or no longer knows "
         "the order); this is what the store holds.",
     )
+
+
+class CreateOcoRequest(BaseModel):
+    """An OCO (Binance semantics): a post-only limit order at `price` and a stop-loss-limit (`stop_price`,
+    then a limit at `stop_limit_price`) for the same `amount`; when either fills or triggers, the other
+    expires. A sell rests its limit above the market and its stop below; a buy the other way round."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$")
+    side: OrderSide
+    amount: PositiveDecimal = Field(description='Base amount of each leg, e.g. `"0.01"`.')
+    price: PositiveDecimal = Field(description="The limit leg's price (post-only: refused if it would take).")
+    stop_price: PositiveDecimal = Field(description="The last price that triggers the stop leg.")
+    stop_limit_price: PositiveDecimal = Field(description="The stop leg's limit price once triggered.")
+
+    @model_validator(mode="after")
+    def _legs_on_either_side(self) -> CreateOcoRequest:
+        if self.side is OrderSide.SELL and not self.price > self.stop_price:
+            raise ValueError("a sell OCO needs price above stop_price (take profit above, stop below)")
+        if self.side is OrderSide.BUY and not self.price < self.stop_price:
+            raise ValueError("a buy OCO needs price below stop_price (limit below, stop above)")
+        return self
+
+    def legs(self) -> tuple[CreateOrderRequest, CreateOrderRequest]:
+        """The limit leg and the stop leg, as the gate judges each."""
+        limit = CreateOrderRequest(
+            symbol=self.symbol, side=self.side, type=OrderType.LIMIT_MAKER, amount=self.amount, price=self.price
+        )
+        stop = CreateOrderRequest(
+            symbol=self.symbol,
+            side=self.side,
+            type=OrderType.STOP_LOSS_LIMIT,
+            amount=self.amount,
+            price=self.stop_limit_price,
+            stop_price=self.stop_price,
+        )
+        return limit, stop
+
+
+class OrderList(BaseModel):
+    """An OCO as we know it: its two legs, each an order of its own (get, cancel, history as any order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="Our list id (Binance's listClientOrderId), fixed before the request left.")
+    account: str
+    symbol: str
+    side: OrderSide
+    contingency_type: Literal["OCO"] = "OCO"
+    orders: list[Order] = Field(description="The limit leg, then the stop leg.")
+
+
+# A leg's client id is its list's id plus a suffix: any replica (and the store) tells a leg's list and
+# sibling from its id alone. Our ids are 32 characters; Binance allows 36.
+LEG_SUFFIXES = ("-l", "-s")  # the limit leg, the stop leg
+_LEG_ID = re.compile(r"^(at[0-9a-f]{30})-[ls]$")
+
+
+def leg_ids(list_id: str) -> tuple[str, str]:
+    """The client ids of an OCO's limit leg and stop leg."""
+    return list_id + LEG_SUFFIXES[0], list_id + LEG_SUFFIXES[1]
+
+
+def list_id_of(client_order_id: str) -> str | None:
+    """The OCO a client id belongs to, if it is a leg's."""
+    found = _LEG_ID.match(client_order_id)
+    return found.group(1) if found else None
 
 
 class OrderPage(BaseModel):

@@ -47,6 +47,7 @@ class Admission(Generic[Verdict]):
     verdict: Verdict | None  # None when the order was already recorded (nothing was decided)
     order: StoredOrder | None  # the PENDING order, when admitted
     existing: bool = False  # the client id was already recorded: an earlier attempt got this far
+    orders: tuple[StoredOrder, ...] = ()  # every order admitted together (an OCO's legs), `order` first
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,29 +82,56 @@ class GateStore:
         ``view_started_at`` (the balances read before cannot reflect them). A refusal deletes the
         idempotency key named by ``forget_on_refusal`` in the same transaction, as if the request never came.
         """
-        async with self._locked(order.account) as session:
-            existing = await session.scalar(
-                select(OrderRow).where(
-                    OrderRow.account == order.account, OrderRow.client_order_id == order.client_order_id
+        return await self.admit_all(
+            [order],
+            view_started_at=view_started_at,
+            decide=decide,
+            approved=approved,
+            forget_on_refusal=forget_on_refusal,
+            events=events,
+        )
+
+    async def admit_all(
+        self,
+        orders: Sequence[NewOrder],
+        *,
+        view_started_at: datetime,
+        decide: Callable[[GateInputs], Verdict],
+        approved: Callable[[Verdict], bool],
+        forget_on_refusal: KeyToForget | None = None,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> Admission[Verdict]:
+        """`admit` for orders of one account that stand or fall together (an OCO's legs): one decision,
+        all recorded or none. If any was recorded already, those recorded are returned and nothing is
+        decided."""
+        account = orders[0].account
+        async with self._locked(account) as session:
+            ids = [o.client_order_id for o in orders]
+            found = {
+                row.client_order_id: row
+                for row in await session.scalars(
+                    select(OrderRow).where(OrderRow.account == account, OrderRow.client_order_id.in_(ids))
                 )
-            )
-            if existing is not None:
-                return Admission(None, stored(existing), existing=True)
-            inputs = await _inputs(session, order.account, view_started_at)
+            }
+            if found:
+                existing = tuple(stored(found[i]) for i in ids if i in found)
+                return Admission(None, existing[0], existing=True, orders=existing)
+            inputs = await _inputs(session, account, view_started_at)
             verdict = decide(inputs)
             if not approved(verdict):
                 if forget_on_refusal is not None:
                     await session.execute(
                         delete(IdempotencyKeyRow).where(
-                            IdempotencyKeyRow.account == order.account,
+                            IdempotencyKeyRow.account == account,
                             IdempotencyKeyRow.key == forget_on_refusal.key,
                             IdempotencyKeyRow.owner == forget_on_refusal.owner,
                         )
                     )
                 return Admission(verdict, None)
-            row = await add_pending(session, order, events=events)
+            rows = [await add_pending(session, order, events=events) for order in orders]
             await session.flush()
-            return Admission(verdict, stored(row))
+            admitted = tuple(stored(row) for row in rows)
+            return Admission(verdict, admitted[0], orders=admitted)
 
     async def set_trading_state(self, account: str, state: TradingState, reason: str | None) -> TradingStateView:
         """Set the trading state inside the account's critical section: every order admitted before it is

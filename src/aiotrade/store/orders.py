@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.context import current_caller
 from aiotrade.domain.records import VenueFill
-from aiotrade.models.orders import UNSETTLED_STATUSES, Fee, Order, OrderStatus, check_transition
+from aiotrade.models.orders import UNSETTLED_STATUSES, Fee, Order, OrderStatus, check_transition, list_id_of
 from aiotrade.observability.metrics import IDEMPOTENCY_REPLAYS, record_transition
 from aiotrade.store.events import add_events
 from aiotrade.store.tables import AuditRow, FillRow, IdempotencyKeyRow, OrderRow
@@ -134,6 +134,7 @@ class StoredOrder:
             cost=self.cost,
             fee=fee,
             error=self.error,
+            order_list_id=list_id_of(self.client_order_id),
             created_at=self.created_at,
             updated_at=self.updated_at,
         )

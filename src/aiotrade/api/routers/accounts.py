@@ -1,21 +1,36 @@
-"""An account as a desk handles it: the kill switch and resume, cancel-all, balances and fills."""
+"""An account as a desk handles it: the kill switch and resume, cancel-all, OCO order lists, balances, fills."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
-from aiotrade.api.deps import GateStoreDep, Gateway, PathAccount, Store
+from aiotrade.api.deps import (
+    Gate,
+    GateStoreDep,
+    Gateway,
+    OrderIdempotencyKey,
+    OrdersConfigDep,
+    PathAccount,
+    Store,
+)
 from aiotrade.api.openapi import PROBLEM_RESPONSES
 from aiotrade.api.security import require
 from aiotrade.models.account import Balances, FillPage
 from aiotrade.models.common import Timestamp
 from aiotrade.models.keys import Scope
-from aiotrade.models.orders import CancelAllReport, HaltReport, HaltRequest, ResumeRequest
+from aiotrade.models.orders import (
+    CancelAllReport,
+    CreateOcoRequest,
+    HaltReport,
+    HaltRequest,
+    OrderList,
+    ResumeRequest,
+)
 from aiotrade.models.risk import TradingStateView
 from aiotrade.services import accounts
-from aiotrade.services.orders import halt
+from aiotrade.services.orders import halt, order_lists
 
 router = APIRouter(prefix="/api/v1/accounts/{account}", tags=["accounts"], responses=PROBLEM_RESPONSES)
 
@@ -58,6 +73,32 @@ async def cancel_all_orders(
     gateway: Gateway, store: Store, account: PathAccount, symbol: Symbol = None
 ) -> CancelAllReport:
     return await halt.cancel_all_orders(gateway, store, account.name, symbol)
+
+
+@router.post(
+    "/order-lists",
+    operation_id="create_oco",
+    summary="Place an OCO exactly once: a post-only limit and a stop-loss-limit; one fills, the other expires",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "A request with this Idempotency-Key is still in flight (see Retry-After)"}},
+    dependencies=[require(Scope.TRADE, account="path")],
+)
+async def create_oco(
+    gateway: Gateway,
+    store: Store,
+    gate: Gate,
+    config: OrdersConfigDep,
+    account: PathAccount,
+    body: CreateOcoRequest,
+    response: Response,
+    idempotency_key: OrderIdempotencyKey,
+) -> OrderList:
+    placed = await order_lists.place_oco(
+        gateway, store, gate, config, account.name, body, idempotency_key=idempotency_key
+    )
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return placed.order_list
 
 
 @router.get(

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from aiotrade import errors as domain
-from aiotrade.models.orders import CreateOrderRequest
+from aiotrade.models.orders import CreateOcoRequest, CreateOrderRequest
 
 CLIENT_ID_PREFIX = "at"  # 2 + 30 characters: within Binance's 36 and its [.A-Z:/a-z0-9_-] alphabet
 MAX_IDEMPOTENCY_KEY = 255
@@ -22,7 +22,7 @@ def new_client_id() -> str:
     return CLIENT_ID_PREFIX + secrets.token_hex(15)
 
 
-def request_fingerprint(account: str, request: CreateOrderRequest) -> str:
+def request_fingerprint(account: str, request: CreateOrderRequest | CreateOcoRequest) -> str:
     canonical = request.model_dump_json(exclude_none=True)
     return hashlib.sha256(f"{account}\x00{canonical}".encode()).hexdigest()
 

@@ -48,6 +48,15 @@ class Admitted:
     existing: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AdmittedList:
+    """The gate's yes to an order list: its legs as prepared, all recorded as PENDING (or found recorded)."""
+
+    prepared: tuple[PreparedOrder, ...] | None  # None when an earlier attempt had recorded them
+    orders: tuple[StoredOrder, ...]
+    existing: bool
+
+
 class RiskGate:
     """The mandatory pre-trade check; see the module docstring."""
 
@@ -119,6 +128,51 @@ class RiskGate:
             )
         prepared = None if admission.existing else candidate.prepared
         return Admitted(prepared=prepared, order=admission.order, existing=admission.existing)
+
+    async def admit_list(
+        self,
+        account: str,
+        legs: Sequence[CreateOrderRequest],
+        record: Callable[[Sequence[PreparedOrder]], Sequence[NewOrder]],
+        *,
+        forget_on_refusal: KeyToForget | None = None,
+        first_events: Sequence[tuple[str, dict[str, object]]] = (),
+    ) -> AdmittedList:
+        """`admit` for the legs of an order list of which at most one executes (an OCO): every leg is judged
+        and counts against the limits (its notional, open orders, the submit rate), each funded from the same
+        balances; all are recorded as PENDING in one critical section, or none."""
+        venue = self._gateway.venue_of(account)
+        limits = await self._risk.limits(account)
+        symbols = sorted({leg.symbol for leg in legs})
+        markets = await self._gateway.require(venue, symbols)
+        view = await self._observe(account, venue, markets, limits, symbols)
+        candidates = [_candidate(markets[leg.symbol], leg, view) for leg in legs]
+        problems = [
+            domain.InvalidParam(f"legs[{i}].{b.field}", f"{b.reason} ({b.code})")
+            for i, c in enumerate(candidates)
+            for b in c.breaches
+        ]
+        if problems:
+            raise domain.InvalidInput("; ".join(f"{p.name}: {p.reason}" for p in problems), invalid_params=problems)
+        prepared = tuple(c.prepared for c in candidates)
+        admission: Admission[Judgement] = await self._store.admit_all(
+            record(prepared),
+            view_started_at=view.started_at - CLOCK_MARGIN,
+            decide=lambda inputs: judge(candidates, limits, view, inputs, exclusive=True),
+            approved=lambda verdict: verdict.approved,
+            forget_on_refusal=forget_on_refusal,
+            events=[("create_requested", {"legs": [_describe(p) for p in prepared]}), *first_events],
+        )
+        if admission.order is None:
+            assert admission.verdict is not None
+            violations = admission.verdict.violations
+            raise domain.RiskRejected(
+                "refused by the pre-trade risk gate: " + ", ".join(v.code for v in violations),
+                invalid_params=[domain.InvalidParam(v.code, v.message) for v in violations],
+            )
+        return AdmittedList(
+            prepared=None if admission.existing else prepared, orders=admission.orders, existing=admission.existing
+        )
 
     async def _observe(
         self, account: str, venue: str, markets: Mapping[str, Market], limits: RiskLimits, symbols: list[str]

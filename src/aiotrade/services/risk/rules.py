@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -80,8 +80,13 @@ def judge(
     inputs: GateInputs,
     *,
     now: float | None = None,
+    exclusive: bool = False,
 ) -> Judgement:
-    """Every rule each candidate breaks (tagged with its index in a batch of several)."""
+    """Every rule each candidate breaks (tagged with its index in a batch of several).
+
+    ``exclusive``: the candidates are an order list of which at most one executes (an OCO's legs): each
+    counts against the limits, but each is funded from the same balances rather than after the others.
+    """
     now = time.time() if now is None else now
     violations: list[Violation] = []
     state, loss = _effective_state(inputs.state.state, limits, view)
@@ -117,7 +122,8 @@ def judge(
     refused_by_state = False
     for index, candidate in enumerate(candidates):
         tag = index if len(candidates) > 1 else None
-        found = _judge_one(candidate, limits, view, state, ledger, now)
+        own = replace(ledger, free=dict(ledger.free), holdings=dict(ledger.holdings)) if exclusive else ledger
+        found = _judge_one(candidate, limits, view, state, own, now)
         refused_by_state |= any(v.code in ("REDUCE_ONLY", "TRADING_HALTED") for v in found)
         violations += [v.model_copy(update={"order_index": tag}) for v in found]
     if loss and refused_by_state:
