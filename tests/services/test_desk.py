@@ -94,7 +94,7 @@ async def test_the_kill_switch_halts_and_cancels_every_open_order_ours_and_other
     assert len(open_on_exchange(stack)) == 4
 
     report = await halt_account(
-        stack.gateway, stack.app.state.store, stack.app.state.gate._store, "paper", reason="desk", settle_timeout_s=2
+        stack.gateway, stack.app.state.store, stack.app.state.gate_store, "paper", reason="desk", settle_timeout_s=2
     )
     assert report.state == "HALTED" and report.still_in_flight == []
     assert sorted(o.outcome for o in report.outcomes) == ["canceled"] * 4
@@ -106,7 +106,7 @@ async def test_the_kill_switch_halts_and_cancels_every_open_order_ours_and_other
         await place(stack, side="buy", type="market", amount=Decimal("0.001"))
 
     again = await halt_account(
-        stack.gateway, stack.app.state.store, stack.app.state.gate._store, "paper", reason="desk", settle_timeout_s=2
+        stack.gateway, stack.app.state.store, stack.app.state.gate_store, "paper", reason="desk", settle_timeout_s=2
     )
     assert again.state == "HALTED" and again.outcomes == []  # idempotent
 
@@ -121,7 +121,7 @@ async def test_an_order_racing_the_kill_switch_is_cancelled_never_left_open(stac
         await asyncio.sleep(0.01)
     # The halt gives up waiting before the order lands: the placement itself must cancel it on its ack.
     report = await halt_account(
-        stack.gateway, stack.app.state.store, stack.app.state.gate._store, "paper", reason="race", settle_timeout_s=0.1
+        stack.gateway, stack.app.state.store, stack.app.state.gate_store, "paper", reason="race", settle_timeout_s=0.1
     )
     order = await placing
     assert report.still_in_flight == [order.id]

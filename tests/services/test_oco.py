@@ -150,3 +150,20 @@ async def test_when_the_stop_triggers_and_fills_the_other_leg_expires_and_reconc
     assert expired.status.value == "EXPIRED"
     fills = await store.fills("paper", symbol="BTC/USDT")
     assert {f.client_order_id for f in fills} == {stop_id}
+
+
+async def test_a_buy_oco_rests_its_limit_below_the_market_and_its_stop_above(stack: Stack) -> None:
+    price = await last(stack)
+    body = {
+        "symbol": "BTC/USDT", "side": "buy", "amount": "0.01", "price": str(at(price, "0.97")),
+        "stop_price": str(at(price, "1.03")), "stop_limit_price": str(at(price, "1.035")),
+    }  # fmt: skip
+    created = await stack.api.post(LISTS, json=body)
+    assert created.status_code == 201, created.text
+    venue = {o["type"]: o for o in on_venue(stack)}
+    assert (venue["LIMIT_MAKER"]["price"], venue["STOP_LOSS_LIMIT"]["stopPrice"]) == (
+        f"{at(price, '0.97'):.8f}",
+        f"{at(price, '1.03'):.8f}",
+    )
+    wrong_way = {**body, "price": body["stop_price"], "stop_price": body["price"]}
+    assert_problem(await stack.api.post(LISTS, json=wrong_way), 422)
