@@ -41,10 +41,11 @@ class Shape:
 
 @contextlib.asynccontextmanager
 async def production_shape(
-    work: Path, *, replicas: int, venue_latency_ms: float, live_interval_s: float = 1.0
+    work: Path, *, replicas: int, venue_latency_ms: float, live_interval_s: float = 1.0, redis: bool = True
 ) -> AsyncIterator[Shape]:
     async with contextlib.AsyncExitStack() as stack:
-        redis_url = await stack.enter_async_context(redis_server(work)) if shutil.which("redis-server") else None
+        with_redis = redis and shutil.which("redis-server") is not None
+        redis_url = await stack.enter_async_context(redis_server(work)) if with_redis else None
         database_url = await stack.enter_async_context(postgres_server()) if postgres_bin() else None
         if database_url is None and replicas > 1:
             print("loadtest: PostgreSQL not installed: one replica on SQLite", file=sys.stderr)
