@@ -97,6 +97,18 @@ async def test_real_traffic_shows_in_every_metric_with_sane_labels(stack: Stack)
     routes = {labels["route"] for labels, _ in during[http]}
     assert not [r for r in routes if "paper" in r or "BTC" in r], routes  # templates only
 
+    # The way out to the venue (hooks in exchange/): templates and slugs, never URLs or symbols.
+    upstream = [labels for labels, _ in during["aiotrade_upstream_requests_total"]]
+    assert {"venue": "paper", "endpoint": "GET public/ticker/24hr", "outcome": "ok"} in upstream, upstream
+    assert not [lb for lb in upstream if "BTC" in lb["endpoint"] or "?" in lb["endpoint"] or "//" in lb["endpoint"]]
+    assert value(during, "aiotrade_upstream_request_duration_seconds_count", lambda lb: lb["venue"] == "paper") >= 1
+    assert value(during, "aiotrade_limiter_wait_seconds_count", lambda lb: lb == {"venue": "paper"}) >= 1
+    assert [v for lb, v in during["aiotrade_limiter_budget_used_ratio"] if lb == {"venue": "paper"}]
+    assert [v for lb, v in during["aiotrade_circuit_state"] if lb == {"venue": "paper"}] == [0.0]
+    cache = {(lb["kind"], lb["result"]) for lb, _ in during["aiotrade_cache_requests_total"]}
+    assert cache and {result for _, result in cache} <= {"hit", "miss", "joined"}, cache
+    assert "aiotrade_upstream_retries_total" in text  # declared; counted when a read is tried again
+
     transitions = "aiotrade_order_transitions_total"
     assert value(during, transitions, lambda lb: lb == {"from": "PENDING", "to": "OPEN"}) > value(
         before, transitions, lambda lb: lb == {"from": "PENDING", "to": "OPEN"}
