@@ -5,6 +5,7 @@ Sections (all against the paper exchange in its own process, on loopback):
   aiotrade vs the design we replace (sync ccxt in run_in_executor, bench/baseline_app.py),
   with 50 ms injected upstream latency, distinct symbols round-robin, no caching.
 - limiter: requests the exchange accepted per minute window against its weight budget, and 429s.
+- auth: what checking an API key costs at c=256, the key checked vs the check bypassed (bench/auth.py).
 
 Usage: python -m bench [--quick] [--only ticker,limiter]
 """
@@ -165,8 +166,9 @@ def _rejections(stats: dict) -> int:
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
-    parser.add_argument("--only", default="ticker,limiter,orders,gate,risk,live", help="comma-separated sections")
+    parser.add_argument("--only", default="ticker,limiter,orders,gate,risk,live,auth", help="comma-separated sections")
     args = parser.parse_args(argv)
+    from bench.auth import auth_section
     from bench.gate import gate_section
     from bench.live import live_section
     from bench.orders import orders_section
@@ -179,6 +181,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "gate": gate_section,
         "risk": risk_section,
         "live": live_section,
+        "auth": auth_section,
     }
     print(f"# aiotrade benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, `python -m bench {' '.join(argv or sys.argv[1:])}`\n")  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -22,6 +23,10 @@ SYMBOLS = [
     "ADA/USDT", "DOGE/USDT", "LTC/USDT", "DOT/USDT", "LINK/USDT", "SOL/BTC",
 ]  # fmt: skip
 TICKER_PATH = "/api/v1/exchanges/paper/ticker"
+# Every benchmarked app stores this as its bootstrap key (every scope, rate limit 0), and `load` sends it:
+# the figures are measured with authentication on, and no inbound limit in the way.
+BENCH_KEY = "at_" + secrets.token_urlsafe(32)
+BENCH_HEADERS = {"Authorization": f"Bearer {BENCH_KEY}"}
 
 
 def free_port() -> int:
@@ -83,6 +88,8 @@ def api_env(paper_port: int, data_dir: str, *, budget: float) -> dict[str, str]:
         "AIOTRADE_VENUES__PAPER__RATE_LIMIT__BUDGET": str(budget),
         "AIOTRADE_DATA_DIR": data_dir,
         "AIOTRADE_LOG_LEVEL": "WARNING",
+        "AIOTRADE_AUTH__BOOTSTRAP_KEY": BENCH_KEY,
+        "AIOTRADE_AUTH__BOOTSTRAP_RATE_LIMIT": "0",
     }
 
 
@@ -115,14 +122,21 @@ def paper_ticker(symbol: str) -> tuple[str, dict[str, str]]:
 
 
 async def load(
-    base_url: str, target: str, concurrency: int, seconds: float, warmup: float, request=api_ticker
+    base_url: str,
+    target: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    request=api_ticker,
+    headers: dict[str, str] = BENCH_HEADERS,
 ) -> LoadResult:
-    """``concurrency`` workers in a closed loop for ``seconds`` (after ``warmup``), symbols round-robin."""
+    """``concurrency`` workers in a closed loop for ``seconds`` (after ``warmup``), symbols round-robin,
+    sending ``headers`` (the benchmark's API key unless told otherwise)."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30)
     result = LoadResult(target, concurrency, seconds, 0, 0, [])
     counter = 0
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
         started = time.perf_counter()
         measure_from, stop_at = started + warmup, started + warmup + seconds
 
