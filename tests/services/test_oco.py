@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from aiotrade.models.orders import leg_ids
@@ -167,3 +168,20 @@ async def test_a_buy_oco_rests_its_limit_below_the_market_and_its_stop_above(sta
     )
     wrong_way = {**body, "price": body["stop_price"], "stop_price": body["price"]}
     assert_problem(await stack.api.post(LISTS, json=wrong_way), 422)
+
+
+async def test_the_reconciler_leaves_the_legs_alone_while_their_key_is_held(stack: Stack) -> None:
+    slow = Scripted("POST", "/api/v3/orderList/oco", [Fault(FaultKind.SLOW, delay_ms=800)])
+    stack.paper.set_fault_policy(slow)
+    body = sell_oco(await last(stack))
+    placing = asyncio.create_task(stack.api.post(LISTS, json=body, headers={"Idempotency-Key": "held"}))
+    store = stack.app.state.store
+    while len(await store.in_flight("paper")) < 2:  # noqa: ASYNC110 - both legs admitted: PENDING
+        await asyncio.sleep(0.01)
+    later = datetime.now(UTC) + timedelta(hours=1)  # as if the legs were old enough to settle
+    assert await store.unsettled(older_than=later) == []
+    created = await placing
+    assert created.status_code == 201, created.text
+    assert {o.client_order_id for o in await store.unsettled(older_than=later)} == {
+        o["id"] for o in created.json()["orders"]
+    }  # live legs are looked at once the request is done

@@ -389,7 +389,11 @@ class OrderStore:
             select(IdempotencyKeyRow.client_order_id)
             .where(
                 IdempotencyKeyRow.account == OrderRow.account,
-                IdempotencyKeyRow.client_order_id == OrderRow.client_order_id,
+                or_(
+                    IdempotencyKeyRow.client_order_id == OrderRow.client_order_id,
+                    # an OCO's legs: the key names the list, each leg's id is the list's plus "-l" or "-s"
+                    OrderRow.client_order_id.like(IdempotencyKeyRow.client_order_id + "-_"),
+                ),
                 IdempotencyKeyRow.state == "in_flight",
                 IdempotencyKeyRow.locked_until > datetime.now(UTC),
             )
