@@ -56,7 +56,7 @@ def test_the_api_service_environment_makes_valid_settings(
     assert url.startswith("postgresql+asyncpg://aiotrade:") and environ["AIOTRADE_PG_PASSWORD"] in url
     assert settings.auth.bootstrap_key is not None
     assert settings.auth.bootstrap_key.get_secret_value() == environ["AIOTRADE_BOOTSTRAP_KEY"]
-    assert settings.redis_url is not None and "redis:6379" in str(settings.redis_url)
+    assert settings.redis_url is not None and "redis:6379" in settings.redis_url.get_secret_value()
     assert settings.http.allowed_hosts and "localhost" in settings.http.allowed_hosts
     assert api["command"][:4] == ["python", "-m", "aiotrade", "serve"]
     assert api["deploy"]["replicas"] >= 2

@@ -47,6 +47,7 @@ from aiotrade.store.portfolio import PortfolioStore
 from aiotrade.store.retention import Retention, purge
 from aiotrade.store.risk import RiskStore
 from aiotrade.stream.hub import LiveHub, StoredEvents
+from aiotrade.stream.relay import RedisRelay
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await refuse_withdrawal_keys(gateway, settings.accounts, settings.venues)  # keys able to withdraw: refused
             gate_store = GateStore(sessions)
             gate = RiskGate(gateway, risk_store, gate_store)
+            holder = holder_id()  # this process, in the jobs lease and the stream's producer leases
+            # With Redis, one replica computes each account's stream and every replica fans it out; the
+            # relay closes after the hub (which resigns its leases as it closes).
+            relay = RedisRelay(app.state.redis, holder=holder) if app.state.redis is not None else None
+            if relay is not None:
+                stack.push_async_callback(relay.close)
             # Entered after the pool, so it closes (and stops computing) before the pool does.
             app.state.live_hub = await stack.enter_async_context(
                 LiveHub(
@@ -103,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     default_account=settings.default_account if settings.accounts else None,
                     interval_s=settings.live_interval_s,
                     events=StoredEvents(EventStore(sessions)),
+                    relay=relay,
                 )
             )
             # On the stop signal: refuse new requests and close live streams (1001) while requests drain.
@@ -120,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.loop_monitor = LoopMonitor()
             # What must happen once runs on the holder of the jobs lease, once per interval.
             leases = LeaseStore(sessions)
-            leadership = Leadership(leases, JOBS_LEASE, holder=holder_id(), ttl_s=settings.jobs.lease_ttl_s)
+            leadership = Leadership(leases, JOBS_LEASE, holder=holder, ttl_s=settings.jobs.lease_ttl_s)
             app.state.leadership = leadership
             await leadership.step()  # the first replica up leads at once
             stack.push_async_callback(leadership.release)
