@@ -22,12 +22,17 @@ from aiotrade.client import (
     retrying,
 )
 from aiotrade.models.market import Ticker
-from aiotrade.models.orders import CreateOrderRequest, HaltRequest, OrderSide, OrderStatus, OrderType
+from aiotrade.models.orders import CreateOcoRequest, CreateOrderRequest, HaltRequest, OrderSide, OrderStatus, OrderType
 from aiotrade.models.risk import PortfolioRiskReport, PortfolioRiskRequest, RiskLimits, TradingState
 from tests.client.conftest import Served
 from tests.support.stack import TEST_API_KEY
 
 MARKET_BUY = CreateOrderRequest(symbol="BTC/USDT", side=OrderSide.BUY, type=OrderType.MARKET, amount=Decimal("0.0005"))
+
+
+def off(price: Decimal, factor: str) -> Decimal:
+    """``price`` times ``factor``, on the tick."""
+    return (price * Decimal(factor)).quantize(Decimal("0.01"))
 
 
 def venue_orders(served: Served) -> list[dict]:
@@ -57,7 +62,7 @@ async def test_an_order_is_created_fetched_listed_and_cancelled(served: Served) 
     async with AiotradeClient(served.url, api_key=TEST_API_KEY) as client:
         last = (await client.get_ticker("paper", "BTC/USDT")).last
         assert last is not None
-        price = (last * Decimal("0.97")).quantize(Decimal("0.01"))
+        price = off(last, "0.97")
         request = CreateOrderRequest(
             symbol="BTC/USDT", side=OrderSide.BUY, type=OrderType.LIMIT, amount=Decimal("0.001"), price=price
         )
@@ -72,16 +77,18 @@ async def test_an_order_is_created_fetched_listed_and_cancelled(served: Served) 
 
 
 class LoseAnswers(httpx.AsyncBaseTransport):
-    """Real HTTP, but the answers to the first ``count`` order creates are dropped after the server sent them."""
+    """Real HTTP, but the answers to the first ``count`` creates (POSTs to ``.../<path_end>``) are dropped after
+    the server sent them."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, path_end: str = "/orders") -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.count = count
+        self.path_end = path_end
         self.keys: list[str | None] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path.endswith("/orders"):
+        if request.method == "POST" and request.url.path.endswith(self.path_end):
             self.keys.append(request.headers.get("idempotency-key"))
             if self.count > 0:
                 self.count -= 1
@@ -101,6 +108,21 @@ async def test_an_order_whose_answer_is_lost_is_replayed_on_retry_not_placed_twi
     assert len(lossy.keys) == 3 and len(set(lossy.keys)) == 1 and lossy.keys[0]  # one key, made by the client
     assert order.status is OrderStatus.FILLED
     assert [o["clientOrderId"] for o in venue_orders(served)] == [order.id]
+
+
+async def test_an_oco_whose_answer_is_lost_is_replayed_with_its_two_legs_placed_once(served: Served) -> None:
+    lossy = LoseAnswers(count=1, path_end="/order-lists")
+    async with AiotradeClient(served.url, api_key=TEST_API_KEY, transport=lossy) as client:
+        last = (await client.get_ticker("paper", "BTC/USDT")).last
+        assert last is not None
+        request = CreateOcoRequest(
+            symbol="BTC/USDT", side=OrderSide.SELL, amount=Decimal("0.001"), price=off(last, "1.03"),
+            stop_price=off(last, "0.97"), stop_limit_price=off(last, "0.965"),
+        )  # fmt: skip
+        placed = await client.create_oco("paper", request)
+    assert len(lossy.keys) == 2 and len(set(lossy.keys)) == 1
+    assert [o.type for o in placed.orders] == [OrderType.LIMIT_MAKER, OrderType.STOP_LOSS_LIMIT]
+    assert sorted(o["clientOrderId"] for o in venue_orders(served)) == sorted(o.id for o in placed.orders)
 
 
 async def test_control_a_new_key_per_attempt_would_have_placed_the_order_twice(served: Served) -> None:
@@ -155,7 +177,7 @@ async def test_an_accounts_desk_calls_balances_fills_halt_and_resume(served: Ser
             "paper",
             CreateOrderRequest(
                 symbol="BTC/USDT", side=OrderSide.BUY, type=OrderType.LIMIT, amount=Decimal("0.001"),
-                price=(last * Decimal("0.97")).quantize(Decimal("0.01")),
+                price=off(last, "0.97"),
             ),
         )  # fmt: skip
         halted = await client.halt_account("paper", HaltRequest(reason="client test"))

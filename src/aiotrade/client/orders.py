@@ -1,4 +1,5 @@
-"""Orders: create exactly once (an Idempotency-Key made here when none is given), list, get, cancel."""
+"""Orders: create an order or an OCO exactly once (an Idempotency-Key made here when none is given), list, get,
+cancel."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from aiotrade.client.core import ClientCore, segment
 from aiotrade.client.errors import ClientError
 from aiotrade.client.retrying import KEYED, SAFE, UNSAFE
-from aiotrade.models.orders import CreateOrderRequest, Order, OrderPage, OrderStatus
+from aiotrade.models.orders import CreateOcoRequest, CreateOrderRequest, Order, OrderList, OrderPage, OrderStatus
 
 
 def new_idempotency_key() -> str:
@@ -31,6 +32,18 @@ class OrdersApi(ClientCore):
             return await self._call(
                 "POST", _orders(account), Order, kind=KEYED, body=body, headers={"Idempotency-Key": key}
             )
+        except ClientError as error:
+            error.idempotency_key = key
+            raise
+
+    async def create_oco(
+        self, account: str, body: CreateOcoRequest, *, idempotency_key: str | None = None
+    ) -> OrderList:
+        """Place the OCO's two legs once, under one key across this call's retries (as `create_order`)."""
+        key = idempotency_key or new_idempotency_key()
+        path = f"/api/v1/accounts/{segment(account)}/order-lists"
+        try:
+            return await self._call("POST", path, OrderList, kind=KEYED, body=body, headers={"Idempotency-Key": key})
         except ClientError as error:
             error.idempotency_key = key
             raise
