@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from aiotrade.client import AiotradeClient, Conflict, RetryPolicy, TransportFailed, Unavailable, retrying
+from aiotrade.client import AiotradeClient, BadAnswer, Conflict, RetryPolicy, TransportFailed, Unavailable, retrying
 from aiotrade.client.errors import retry_after_s
 from aiotrade.models.orders import CreateOrderRequest, Order, OrderSide, OrderStatus, OrderType
 from aiotrade.models.portfolio import Direction, Signal, SignalsRequest
@@ -140,3 +140,11 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_s(httpx.Response(503, headers={"Retry-After": "3"})) == 3
     assert (retry_after_s(later) or 0) > 10**8
     assert retry_after_s(httpx.Response(503, headers={"Retry-After": "soon"})) is None
+
+
+@respx.mock(base_url=BASE)
+async def test_a_success_whose_body_is_not_the_model_is_a_bad_answer(respx_mock: respx.MockRouter) -> None:
+    respx_mock.get("/api/v1/exchanges/paper/ticker").mock(return_value=httpx.Response(200, text="<html>proxy</html>"))
+    async with AiotradeClient(BASE) as client:
+        with pytest.raises(BadAnswer):
+            await client.get_ticker("paper", "BTC/USDT")

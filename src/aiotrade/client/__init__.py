@@ -3,6 +3,7 @@
 from aiotrade.client.client import AiotradeClient
 from aiotrade.client.errors import (
     ApiError,
+    BadAnswer,
     ClientError,
     Conflict,
     FieldError,
@@ -27,6 +28,7 @@ from aiotrade.client.stream import FillEvent, LiveFrame, OrderEvent, SnapshotFra
 __all__ = [
     "AiotradeClient",
     "ApiError",
+    "BadAnswer",
     "ClientError",
     "Conflict",
     "FieldError",

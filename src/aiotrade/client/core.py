@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from aiotrade.client import retrying
-from aiotrade.client.errors import TransportFailed, error_from_response
+from aiotrade.client.errors import BadAnswer, TransportFailed, error_from_response
 from aiotrade.client.retrying import CallKind, RetryPolicy
 
 T = TypeVar("T")
@@ -90,7 +90,10 @@ class ClientCore:
                     raise TransportFailed(f"{method} {path}: no answer ({type(exc).__name__}: {exc})") from exc
             else:
                 if response.is_success:
-                    return _read(response, into)
+                    try:
+                        return _read(response, into)
+                    except ValueError as exc:  # pydantic's ValidationError included
+                        raise BadAnswer(f"{method} {path}: {response.status_code} with an unreadable body") from exc
                 error = error_from_response(response)
                 wait = policy.wait_s(attempt, error.retry_after) if policy.may_resend_answer(kind, error) else None
                 if wait is None:

@@ -40,6 +40,10 @@ class TransportFailed(ClientError):
     """No answer from the server (connection refused or reset, timeout), after every allowed retry."""
 
 
+class BadAnswer(ClientError):
+    """A success status whose body is not the model the operation answers (a proxy's page, a version skew)."""
+
+
 class StreamRefused(ClientError):
     """The live stream was closed by the server for a reason a reconnect cannot fix (key, scope, account)."""
 
