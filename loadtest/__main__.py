@@ -46,6 +46,7 @@ class Sample:
     at_s: float
     rss_mb: float
     fds: int
+    cpu_s: float  # user + system since the process started
 
 
 @dataclass
@@ -138,6 +139,7 @@ async def run_locust(shape: Shape, args: argparse.Namespace, seconds: float, pre
         "--host", shape.replicas[0].url, "--csv", str(prefix), "--loglevel", "WARNING",
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*command, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    shape.servers.append(Server("locust", proc, "", prefix))  # its CPU share is sampled too (not judged)
     try:
         await asyncio.wait_for(proc.wait(), seconds + 90)
     finally:
@@ -151,8 +153,10 @@ async def sample(shape: Shape, samples: dict[str, list[Sample]], started: float)
             for name, process in _processes(server):
                 with contextlib.suppress(psutil.Error):
                     rss = process.memory_info().rss / 2**20
+                    cpu = process.cpu_times()
+                    at = round(time.monotonic() - started, 1)
                     samples.setdefault(name, []).append(
-                        Sample(round(time.monotonic() - started, 1), round(rss, 1), process.num_fds())
+                        Sample(at, round(rss, 1), process.num_fds(), round(cpu.user + cpu.system, 2))
                     )
         await asyncio.sleep(SAMPLE_EVERY_S)
 
@@ -163,7 +167,7 @@ def _processes(server: Server) -> list[tuple[str, psutil.Process]]:
         children = top.children(recursive=True)
     except psutil.Error:
         return []
-    return [(server.name, top)] + [(f"{server.name}/worker{i}", child) for i, child in enumerate(children)]
+    return [(server.name, top)] + [(f"{server.name}/worker {child.pid}", child) for child in children]
 
 
 async def venue_figures(paper: Server) -> dict:
@@ -242,8 +246,9 @@ def build_report(
         "no 429 at the venue": venue["http_429"] == 0,
     }
     if args.soak:
-        # Our processes are judged; the paper exchange stands in for the venue and keeps every order it took.
-        ours = [m for name, m in memory.items() if not name.startswith("paper")]
+        # Our processes are judged; the paper exchange stands in for the venue and keeps every order it took,
+        # and locust is the load.
+        ours = [m for name, m in memory.items() if name.startswith("api")]
         checks["memory flat after warm-up (< 10 %)"] = all(m["growth"] < MEMORY_GROWTH_LIMIT for m in ours)
         checks["descriptors flat after warm-up"] = all(
             m["fd_growth"] <= max(10, m["fds_start"] // 10) for m in memory.values()
@@ -278,6 +283,8 @@ def _growth(series: list[Sample], warm_up_s: float) -> dict:
         "fds_start": start.fds,
         "fd_growth": end.fds - start.fds,
         "samples": len(series),
+        # Share of one CPU over the whole run (from the first sample to the last).
+        "cpu_pct": round(100 * (series[-1].cpu_s - series[0].cpu_s) / max(1e-9, series[-1].at_s - series[0].at_s)),
     }
 
 
@@ -304,13 +311,13 @@ def render(report: dict) -> str:
         + (", ".join(f"{n} × {kind}" for kind, n in sorted(report.get("stream_frames", {}).items())) or "none")
         + ".",
         "",
-        "| process | RSS after warm-up MB | at the end MB | peak MB | growth | FDs | FD growth |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| process | CPU % of one core | RSS after warm-up MB | at the end MB | peak MB | growth | FDs | FD growth |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, m in sorted(report["memory"].items()):
         lines.append(
-            f"| {name} | {m['rss_start_mb']} | {m['rss_end_mb']} | {m['rss_peak_mb']} | {m['growth']:.1%} "
-            f"| {m['fds_start']} | {m['fd_growth']:+d} |"
+            f"| {name} | {m['cpu_pct']} | {m['rss_start_mb']} | {m['rss_end_mb']} | {m['rss_peak_mb']} "
+            f"| {m['growth']:.1%} | {m['fds_start']} | {m['fd_growth']:+d} |"
         )
     if report["failures"]:
         lines += ["", "Failures:"] + [f"- {f['count']} × {f['name']}: {f['error']}" for f in report["failures"]]
