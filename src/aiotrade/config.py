@@ -84,7 +84,7 @@ class BreakerConfig(BaseModel):
     # Consecutive failures (network errors, timeouts, 5xx) that open the circuit.
     failure_threshold: int = Field(default=3, ge=1, le=3)
     # While open, calls fail at once; after this a half-open probe may close it.
-    reset_timeout_s: float = Field(default=5.0, gt=0, le=5.0)
+    reset_timeout_s: float = Field(default=2.0, gt=0, le=5.0)
     # A read as a whole (retries and backoff included), counted from the moment its request leaves the limiter.
     read_deadline_s: float = Field(default=3.0, gt=0, le=3.0)
 

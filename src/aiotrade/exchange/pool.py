@@ -9,12 +9,12 @@ orders and cancels ahead of reads and counted against their account's order limi
 headers re-sync it and a Retry-After pauses it. Reads are retried by `retry.read`; every ccxt error
 leaves the pool as a domain error. `close()` closes every client together.
 
-Outages. Each venue has a circuit breaker (`breaker.py`): reads and new order sends go through its guard
-(an open circuit refuses at once, nothing sent: `CircuitOpen`, 503 with Retry-After); the look-ups that
-settle an ambiguous order go through its passthrough (never refused). A read gives the breaker one verdict,
-its retries included. Each read runs under one `Deadline` (`deadline.py`, `BreakerConfig.read_deadline_s`),
-started when its first request leaves the limiter and covering retries and backoff, inside the guard so that
-a frozen venue counts as failing.
+Outages. Each venue has a circuit breaker (`breaker.py`): reads go through its guard (an open circuit refuses
+at once, nothing sent: `CircuitOpen`, 503 with Retry-After); order sends and the look-ups that settle an
+ambiguous order go through its passthrough (never refused, their outcomes counted; see `_send`). A read gives
+the breaker one verdict, its retries included. Each read runs under one `Deadline` (`deadline.py`,
+`BreakerConfig.read_deadline_s`), started when its first request leaves the limiter and covering retries and
+backoff, inside the guard so that a frozen venue counts as failing.
 
 Clock. Signed requests carry the venue's time: the pool learns each venue's clock offset from its time
 endpoint before the first private call, refreshes it every `CLOCK_REFRESH_S`, and on a timestamp refusal
@@ -74,6 +74,8 @@ CLOCK_REFRESH_S = 300.0
 CLOCK_RETRY_S = 10.0
 # A timestamp refusal is resent only when the offset learned afterwards moved at least this far.
 CLOCK_RESEND_MIN_MS = 500
+# Whether an open circuit refuses order sends (CircuitOpen, order_may_exist=False) or only reads: see `_send`.
+GUARD_SENDS = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,8 +382,15 @@ class ExchangePool:
             raise self._to_domain(v, exc) from exc
 
     async def _send(self, v: _Venue, call: Callable[[], Awaitable[T]]) -> T:
-        """A send, once, inside the breaker's guard (an open circuit refuses it before anything leaves)."""
-        async with v.breaker.guard():
+        """A send, once. Its outcome feeds the breaker, but an open circuit does not refuse it here: an order
+        reaches a send only after the gate's reads went through the same breaker (so in an outage placements
+        are refused there, before anything is recorded), and the placement service reads a refused send
+        (``order_may_exist=False``) as the venue's final answer, which an open circuit is not.
+        ``GUARD_SENDS`` switches the refusal on once the service tells the two apart."""
+        if GUARD_SENDS:
+            async with v.breaker.guard():
+                return await call()
+        async with v.breaker.passthrough():
             return await call()
 
     async def _signed(self, v: _Venue, client: ccxt.Exchange, call: Callable[[], Awaitable[T]]) -> T:
