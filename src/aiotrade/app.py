@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.redis = redis_client(settings.redis_url.get_secret_value()) if settings.redis_url else None
             if app.state.redis is not None:
                 stack.push_async_callback(app.state.redis.aclose)
-            await open_auth(app, settings, sessions, stack)  # API keys: the store, its cache, the inbound limiter
+            await open_auth(app, settings, sessions)  # API keys: the store, its cache, the inbound limiter
             store = OrderStore(sessions)
             risk_store = RiskStore(sessions)
             pool = await stack.enter_async_context(

@@ -33,9 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
@@ -48,7 +45,6 @@ from aiotrade.api.ratelimit import InboundLimiter, RateDecision, make_inbound_li
 from aiotrade.api.security import PRINCIPAL_STATE, Principal, Requirement, check_account
 from aiotrade.config import ALL_ACCOUNTS, API_KEY_PATTERN, Settings
 from aiotrade.context import current_caller, reset_caller, set_caller
-from aiotrade.exchange.pool import SharedLimitSettings
 from aiotrade.models.keys import ApiKeyInfo, CreatedApiKey, NewApiKey, WsTicket
 from aiotrade.models.keys import Scope as KeyScope
 from aiotrade.store.api_keys import KEY_ID_LENGTH, ApiKeyStore, KeyNameTaken, NewKey, StoredKey, StoredTicket
@@ -432,23 +428,15 @@ def _default_port(host: str, scheme: str) -> str:
 # ----- wiring ------------------------------------------------------------------------------------------------
 
 
-async def open_auth(
-    app: FastAPI, settings: Settings, sessions: async_sessionmaker[AsyncSession], stack: contextlib.AsyncExitStack
-) -> None:
+async def open_auth(app: FastAPI, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
     """The key store, its cache and the inbound limiter on ``app.state``; the bootstrap key stored. The
-    limiter counts through the app's Redis (``app.state.redis``) when there is one, else through a client of
-    its own when ``AIOTRADE_REDIS_URL`` is set (closed by ``stack``), else in this process."""
+    limiter counts through the app's Redis (``app.state.redis``, set when AIOTRADE_REDIS_URL is) when there
+    is one, else in this process."""
     store = ApiKeyStore(sessions)
     await ensure_bootstrap_key(store, settings)
     app.state.api_keys = store
     app.state.authenticator = Authenticator(store, ttl_s=settings.auth.cache_ttl_s)
-    redis: Redis | None = getattr(app.state, "redis", None)
-    url = SharedLimitSettings().redis_url
-    if redis is None and url:
-        # Short timeouts and no retries: a lost Redis costs a request at most one short wait, then none.
-        redis = Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0))
-        stack.push_async_callback(redis.aclose)
-    app.state.inbound_limiter = make_inbound_limiter(redis)
+    app.state.inbound_limiter = make_inbound_limiter(getattr(app.state, "redis", None))
 
 
 def install_guards(app: FastAPI, settings: Settings) -> None:
