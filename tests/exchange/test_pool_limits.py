@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from aiotrade.config import AccountConfig, RateLimitConfig, RetryConfig, Settings, VenueConfig
+from aiotrade.exchange import pool as pool_module
+from aiotrade.exchange.limiter import LocalBuckets, VenueLimiter, order_limits
 from aiotrade.exchange.pool import ExchangePool, SharedLimitSettings, request_kind
 from aiotrade.paper.config import PaperConfig
 from aiotrade.paper.server import PaperExchange
@@ -147,3 +149,45 @@ async def test_worker_count_and_redis_url_come_from_the_environment_until_settin
     monkeypatch.setenv("AIOTRADE_REDIS_FALLBACK_REPLICAS", "2")
     limits = SharedLimitSettings()
     assert (limits.worker_count, limits.fallback_share, limits.redis_url) == (4, 8, None)
+
+
+@pytest.mark.parametrize(("burst", "at_once"), [(None, 10), (0.1, 5)], ids=["binance-table", "control-10pct-burst"])
+def test_a_burst_of_ten_orders_leaves_at_once_and_no_10s_window_sees_more_than_fifty(
+    burst: float | None, at_once: int
+) -> None:
+    # Binance counts 50 orders per 10 s per account. The table's burst lets ten go together (the control, the
+    # old 10% burst, spreads them at the drain rate); a greedy sender never gets more than 50 into any window
+    # a venue could see (10 s plus the latency allowance), whatever its alignment.
+    table = [row if burst is None else (*row[:4], burst) for row in pool_module._ORDER_LIMITS["binance"]]
+    clock = FakeClock()
+    allowance = 0.5
+    buckets = LocalBuckets(
+        VenueLimiter(100_000, order_limits=order_limits(table)).limits,
+        headroom=0.99,
+        latency_allowance_s=allowance,
+        order_reserve=0.1,
+        share=1,
+        clock=clock,
+        wall_clock=clock,
+    )
+    together = [buckets.try_take(0.2, 1, "paper", "order") for _ in range(10)]
+    assert sum(1 for wait in together if wait == 0) == at_once
+    admitted: list[float] = [clock.now] * at_once
+    for _ in range(12_000):  # a greedy sender, one try every 5 ms for a minute
+        clock.now += 0.005
+        if buckets.try_take(0.2, 1, "paper", "order") == 0:
+            admitted.append(clock.now)
+    end = 0
+    for start, first in enumerate(admitted):  # every window of W + s that begins at an admission
+        while end < len(admitted) and admitted[end] < first + 10.0 + allowance:
+            end += 1
+        assert end - start <= 50, (first, end - start)
+    assert len(admitted) > 100  # and the sender kept sending
+
+
+class FakeClock:
+    def __init__(self, start: float = 10_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
