@@ -162,6 +162,12 @@ async def test_a_foreign_origin_is_refused_before_anything_is_computed(served: S
         async with served.ws("account=paper", additional_headers=auth_headers(), origin=origin) as ws:
             assert await refusal(ws) == (1008, "origin not allowed"), origin
     assert served.computations == [] and served.app.state.live_hub.open_streams() == 0
+    # A ticket sent from a foreign origin is spent all the same (servers log handshake URLs).
+    ticket = await served.ticket()
+    async with served.ws(f"ticket={ticket}&account=paper", origin="http://evil.example") as ws:
+        assert await refusal(ws) == (1008, "origin not allowed")
+    async with served.ws(f"ticket={ticket}&account=paper", origin=f"http://127.0.0.1:{served.port}") as ws:
+        assert (await refusal(ws))[0] == 1008
     # Its own origin and a configured one are let in.
     for origin in (f"http://127.0.0.1:{served.port}", ALLOWED_ORIGIN):
         async with served.ws("account=paper", additional_headers=auth_headers(), origin=origin) as ws:

@@ -358,11 +358,14 @@ async def stream_access(connection: HTTPConnection) -> StreamAccess:
     state = connection.app.state
     settings: Settings = state.settings
     origin = connection.headers.get("origin")
+    ticket = connection.query_params.get("ticket")
     if origin is not None and not origin_allowed(origin, connection.headers.get("host"), settings.http.cors_origins):
+        if ticket and _is_ticket(ticket):
+            # Spent all the same: the server logs a handshake's URL, and no URL it logs may still open a stream.
+            await state.api_keys.take_ticket(digest_of(ticket))
         return StreamAccess(None, (CLOSE_POLICY, "origin not allowed"))
     authenticator: Authenticator = state.authenticator
     token = bearer_token(connection.headers.get("authorization"))
-    ticket = connection.query_params.get("ticket")
     if token is not None:
         principal = await authenticator.verify(token)
     elif ticket:
@@ -391,7 +394,7 @@ stream_access.requirement = Requirement(KeyScope.READ, "query")  # type: ignore[
 
 async def redeem_ticket(store: ApiKeyStore, authenticator: Authenticator, ticket: str) -> Principal | None:
     """The ticket's principal, once: it is gone afterwards on every replica; its key must still be active."""
-    if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 64:
+    if not _is_ticket(ticket):
         return None
     taken = await store.take_ticket(digest_of(ticket))
     if taken is None:
@@ -402,6 +405,10 @@ async def redeem_ticket(store: ApiKeyStore, authenticator: Authenticator, ticket
     return dataclasses.replace(
         key, scopes=frozenset(KeyScope(s) for s in taken.scopes), accounts=frozenset(taken.accounts)
     )
+
+
+def _is_ticket(value: str) -> bool:
+    return value.startswith(TICKET_PREFIX) and len(value) <= 64
 
 
 def origin_allowed(origin: str, host: str | None, configured: Collection[str]) -> bool:
