@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiotrade.api.problems import problem_response
 from aiotrade.observability import metrics
-from aiotrade.observability.logs import reset_request_id, set_request_id
+from aiotrade.observability.logs import AccessLog, reset_request_id, set_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED = "<unmatched>"
@@ -113,6 +113,7 @@ class RequestContext:
         # Bound here, not at import: Starlette builds the middleware on the first request or lifespan, after
         # logging is configured; a bound logger skips the lazy proxy's lookups on every call.
         self._log = structlog.get_logger("aiotrade.access").bind()
+        self._access = AccessLog("aiotrade.access")
         # (route, method, status) -> histogram child: skips prometheus_client's label lookup and its lock.
         self._durations: dict[tuple[str, str, int], Any] = {}
 
@@ -218,15 +219,8 @@ class RequestContext:
         if child is None:
             child = self._durations[key] = metrics.HTTP_REQUEST_DURATION.labels(route, method, str(status))
         child.observe(elapsed)
-        if self.access_log and self._log.is_enabled_for(logging.INFO):
-            self._log.info(
-                "request",
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                request_id=request_id,
-            )
+        if self.access_log and self._access.enabled:
+            self._access.request(method, route, status, round(elapsed * 1000, 2), request_id)
 
     def _handshake(self, scope: Scope, status: int, started: float, request_id: str) -> None:
         route = route_template(scope)
