@@ -180,6 +180,12 @@ async def test_a_foreign_host_is_refused_before_the_handshake_is_accepted(served
         async with connect(rebound, additional_headers=auth_headers(), host="127.0.0.1", port=served.port):
             pass
     assert refused.value.response.status_code == 403
+    ticket = await served.ticket()  # spent by a refused handshake too (its URL is in the server's log)
+    with pytest.raises(InvalidStatus):
+        async with connect(f"{rebound}?ticket={ticket}", host="127.0.0.1", port=served.port):
+            pass
+    async with served.ws(f"ticket={ticket}&account=paper") as ws:
+        assert (await refusal(ws))[0] == 1008
     assert served.computations == []
 
 

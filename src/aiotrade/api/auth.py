@@ -360,9 +360,7 @@ async def stream_access(connection: HTTPConnection) -> StreamAccess:
     origin = connection.headers.get("origin")
     ticket = connection.query_params.get("ticket")
     if origin is not None and not origin_allowed(origin, connection.headers.get("host"), settings.http.cors_origins):
-        if ticket and _is_ticket(ticket):
-            # Spent all the same: the server logs a handshake's URL, and no URL it logs may still open a stream.
-            await state.api_keys.take_ticket(digest_of(ticket))
+        await spend_ticket(connection)
         return StreamAccess(None, (CLOSE_POLICY, "origin not allowed"))
     authenticator: Authenticator = state.authenticator
     token = bearer_token(connection.headers.get("authorization"))
@@ -405,6 +403,19 @@ async def redeem_ticket(store: ApiKeyStore, authenticator: Authenticator, ticket
     return dataclasses.replace(
         key, scopes=frozenset(KeyScope(s) for s in taken.scopes), accounts=frozenset(taken.accounts)
     )
+
+
+async def spend_ticket(connection: HTTPConnection) -> None:
+    """Spend the ticket of a refused handshake, if it has one: uvicorn logs a handshake's URL (at INFO), and
+    no URL it logs may still open a stream."""
+    ticket = connection.query_params.get("ticket")
+    if ticket and _is_ticket(ticket):
+        await connection.app.state.api_keys.take_ticket(digest_of(ticket))
+
+
+async def _spend_refused_ticket(scope: Scope) -> None:
+    if "app" in scope and hasattr(scope["app"].state, "api_keys"):
+        await spend_ticket(HTTPConnection(scope))
 
 
 def _is_ticket(value: str) -> bool:
@@ -460,4 +471,4 @@ def install_guards(app: FastAPI, settings: Settings) -> None:
                 "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy",
             ],
         )  # fmt: skip
-    app.add_middleware(HostCheck, allowed=allowed_hosts(settings))
+    app.add_middleware(HostCheck, allowed=allowed_hosts(settings), on_refused_websocket=_spend_refused_ticket)

@@ -2,14 +2,15 @@
 
 The allow-list defaults to the loopback names (``localhost``, ``127.0.0.1``, ``[::1]``, any port) and the
 configured ``host``; ``*`` allows any Host, ``.example.com`` example.com and its subdomains. HTTP gets a 400
-problem+json; a WebSocket handshake is closed before it is accepted (HTTP 403). Liveness and readiness are
-exempt: orchestrators probe them by IP address, and they tell nothing worth rebinding for.
+problem+json; a WebSocket handshake is closed before it is accepted (HTTP 403; a hook spends its ticket).
+Liveness and readiness are exempt: orchestrators probe them by IP address, and they tell nothing worth
+rebinding for.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -72,9 +73,17 @@ class HostPolicy:
 class HostCheck:
     """Pure ASGI middleware; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, allowed: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed: Iterable[str],
+        on_refused_websocket: Callable[[Scope], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_refused_websocket``: called with a refused handshake's scope before it is closed."""
         self.app = app
         self.policy = HostPolicy(allowed)
+        self.on_refused_websocket = on_refused_websocket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -86,6 +95,8 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         if kind == "websocket":
+            if self.on_refused_websocket is not None:
+                await self.on_refused_websocket(scope)
             await send({"type": "websocket.close", "code": 1008, "reason": "host not allowed"})
             return
         response = problem_response(
