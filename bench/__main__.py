@@ -6,6 +6,8 @@ Sections (all against the paper exchange in its own process, on loopback):
   with 50 ms injected upstream latency, distinct symbols round-robin, no caching.
 - limiter: requests the exchange accepted per minute window against its weight budget, and 429s.
 - auth: what checking an API key costs at c=256, the key checked vs the check bypassed (bench/auth.py).
+- compute: /healthz beside four maximum probability requests, one request against its maths alone, portfolio
+  risk's loop stall and ticker p99 with and without the load (bench/compute.py).
 
 Usage: python -m bench [--quick] [--only ticker,limiter]
 """
@@ -166,9 +168,12 @@ def _rejections(stats: dict) -> int:
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
-    parser.add_argument("--only", default="ticker,limiter,orders,gate,risk,live,auth", help="comma-separated sections")
+    parser.add_argument(
+        "--only", default="ticker,limiter,orders,gate,risk,live,auth,compute", help="comma-separated sections"
+    )
     args = parser.parse_args(argv)
     from bench.auth import auth_section
+    from bench.compute import compute_section
     from bench.gate import gate_section
     from bench.live import live_section
     from bench.orders import orders_section
@@ -181,6 +186,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "gate": gate_section,
         "risk": risk_section,
         "live": live_section,
+        "compute": compute_section,
         "auth": auth_section,
     }
     print(f"# aiotrade benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
