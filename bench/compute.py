@@ -147,9 +147,14 @@ def maths_alone_ms() -> float:
 
 
 async def _post(session: aiohttp.ClientSession, path: str, body: dict) -> int:
-    async with session.post(path, json=body) as response:
-        await response.read()
-        return response.status
+    try:
+        async with session.post(path, json=body) as response:
+            await response.read()
+            return response.status
+    except aiohttp.ServerDisconnectedError:  # a pooled connection the server closed while idle (keep-alive 5 s)
+        async with session.post(path, json=body) as response:
+            await response.read()
+            return response.status
 
 
 async def _timed_post(session: aiohttp.ClientSession, path: str, body: dict) -> float:
