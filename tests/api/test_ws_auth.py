@@ -199,3 +199,11 @@ def test_an_origin_is_its_own_when_scheme_default_ports_agree() -> None:
     assert not origin_allowed("http://localhost", None, [])
     assert origin_allowed("https://desk.example", "localhost", ["https://desk.example"])
     assert origin_allowed("http://anything.example", "localhost", ["*"])
+
+
+async def test_a_handshake_counts_against_its_keys_rate(served: Served) -> None:
+    slow = await make_key(served.app, "slow", "read", rate_limit=1)
+    async with served.ws("account=paper", additional_headers=auth_headers(slow.key)) as ws:
+        assert (await first_frame(ws))["account"] == "paper"
+        async with served.ws("account=paper", additional_headers=auth_headers(slow.key)) as again:
+            assert await refusal(again) == (1013, "too many requests for this API key")
