@@ -111,6 +111,8 @@ async def place_oco(
             raise  # the gate forgot the key in its own transaction
         except domain.InvalidInput as error:
             await attempt.release(forget=True)  # nothing was recorded or sent
+            if not any(_LEG_PARAM.match(p.name) for p in error.invalid_params):
+                raise
             raise _named_for_request(error) from error
         except domain.DomainError as error:
             if error.order_may_exist is False and error.status < 500:
