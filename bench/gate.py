@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 from tests.support.servers import postgres_server
 
-from bench.common import ROOT, api_args, api_env, free_port, paper_args, paper_env, process, summary
+from bench.common import BENCH_HEADERS, ROOT, api_args, api_env, free_port, paper_args, paper_env, process, summary
 
 BEFORE_REV = os.environ.get("AIOTRADE_BENCH_BEFORE_REV", "693c85f")
 SECOND = {"api_key": "paper-api-key-2", "secret": "paper-secret-2"}
@@ -80,7 +80,7 @@ async def _place(base: str, clients: dict[str, int], seconds: float, tag: str) -
     errors = 0
     counter = 0
     stop_at = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=BENCH_HEADERS) as session:
 
         async def worker(account: str) -> None:
             nonlocal errors, counter
@@ -105,7 +105,7 @@ async def _burst(base: str, count: int, tag: str) -> float:
     """Wall time (ms) of ``count`` orders on one account sent at once; the median of three bursts."""
     times = []
     body = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=BENCH_HEADERS) as session:
         for attempt in range(3):
 
             async def one(i: int, attempt: int = attempt) -> int:
@@ -154,7 +154,7 @@ async def _stack(pg_url: str, database: str, src: Path, *, latency_ms: float, da
         process(f"aiotrade-{database}", api_args(api_port), env, f"http://127.0.0.1:{api_port}/readyz"),
     ):  # fmt: skip
         base = f"http://127.0.0.1:{api_port}"
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=BENCH_HEADERS) as session:
             for account in ("paper", "second"):
                 await session.put(f"{base}/api/v1/accounts/{account}/risk-limits", json={"max_orders_per_minute": None})
         yield base

@@ -11,7 +11,7 @@ import aiohttp
 import psutil
 import websockets
 
-from bench.common import api_args, api_env, free_port, paper_args, paper_env, process, summary
+from bench.common import BENCH_HEADERS, api_args, api_env, free_port, paper_args, paper_env, process, summary
 
 HOLDINGS = [
     "BTC",
@@ -46,12 +46,15 @@ async def _paper_stats(session: aiohttp.ClientSession, paper: str) -> dict:
 async def _fan_out(api_port: int, paper: str, subscribers: int, seconds: float, pid: int) -> dict[str, float]:
     url = f"ws://127.0.0.1:{api_port}/api/v1/portfolio/live/stream?account=paper"
     frames = 0
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=BENCH_HEADERS) as session:
         rss_before = psutil.Process(pid).memory_info().rss
         sockets = []
         for i in range(0, subscribers, 100):  # connect in waves, as clients would
             sockets += await asyncio.gather(
-                *(websockets.connect(url, max_queue=64) for _ in range(min(100, subscribers - i)))
+                *(
+                    websockets.connect(url, max_queue=64, additional_headers=BENCH_HEADERS)
+                    for _ in range(min(100, subscribers - i))
+                )
             )
         await asyncio.gather(*(ws.recv() for ws in sockets))  # everyone has the first snapshot
         rss_connected = psutil.Process(pid).memory_info().rss
@@ -100,7 +103,7 @@ async def live_section(quick: bool) -> str:
         ):  # fmt: skip
             base = f"http://127.0.0.1:{api_port}"
             latencies: list[float] = []
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(headers=BENCH_HEADERS) as session:
                 for _ in range(30):
                     started = time.perf_counter()
                     async with session.get(base + "/api/v1/portfolio/live/snapshot") as r:

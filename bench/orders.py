@@ -13,11 +13,11 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from aiotrade.app import create_app
-from aiotrade.config import AccountConfig, OrdersConfig, RateLimitConfig, Settings, VenueConfig
+from aiotrade.config import AccountConfig, AuthConfig, OrdersConfig, RateLimitConfig, Settings, VenueConfig
 from aiotrade.paper.config import FaultConfig, PaperConfig
 from aiotrade.paper.server import PaperExchange
 from aiotrade.services.orders.keys import client_id_for_key
-from bench.common import api_args, api_env, free_port, paper_args, paper_env, process, summary
+from bench.common import BENCH_HEADERS, BENCH_KEY, api_args, api_env, free_port, paper_args, paper_env, process, summary
 
 ORDERS = "/api/v1/accounts/paper/orders"
 
@@ -27,7 +27,7 @@ async def _place(base: str, concurrency: int, seconds: float, tag: str) -> tuple
     errors = 0
     counter = 0
     stop_at = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=BENCH_HEADERS) as session:
 
         async def worker() -> None:
             nonlocal errors, counter
@@ -63,7 +63,7 @@ async def orders_section(quick: bool) -> str:
                     f"http://127.0.0.1:{api_port}/readyz"),
         ):  # fmt: skip
             base = f"http://127.0.0.1:{api_port}"
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(headers=BENCH_HEADERS) as session:
                 await session.put(base + "/api/v1/accounts/paper/risk-limits", json={"max_orders_per_minute": None})
             for concurrency in (1, 32):
                 ok, errors, latencies = await _place(base, concurrency, seconds, f"bench-{concurrency}")
@@ -109,12 +109,16 @@ async def chaos_counts(keys: int) -> dict[str, object]:
                 database_url=f"sqlite+aiosqlite:///{Path(data_dir) / 'chaos.db'}",
                 orders=OrdersConfig(clock_skew_ms=200),
                 equity_interval_s=3600,
+                auth=AuthConfig(bootstrap_key=BENCH_KEY),
             )  # fmt: skip
             app = create_app(settings)
             async with (
                 LifespanManager(app, startup_timeout=30) as manager,
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=manager.app), base_url="http://x", timeout=60
+                    transport=httpx.ASGITransport(app=manager.app),
+                    base_url="http://127.0.0.1",
+                    timeout=60,
+                    headers=BENCH_HEADERS,
                 ) as api,
             ):
                 await api.put("/api/v1/accounts/paper/risk-limits", json={"max_orders_per_minute": None})

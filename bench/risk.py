@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 
 from aiotrade.quant.risk import portfolio_risk
-from bench.common import api_args, api_env, free_port, paper_args, paper_env, process, summary
+from bench.common import BENCH_HEADERS, api_args, api_env, free_port, paper_args, paper_env, process, summary
 
 SYMBOLS = [
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "LTC/USDT", "DOT/USDT",
@@ -46,7 +46,9 @@ async def risk_section(quick: bool) -> str:
                     f"http://127.0.0.1:{api_port}/readyz"),
         ):  # fmt: skip
             base = f"http://127.0.0.1:{api_port}"
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=300), headers=BENCH_HEADERS
+            ) as session:
                 started = time.perf_counter()
                 async with session.post(base + "/api/v1/risk/portfolio", json=BODY) as r:
                     first = await r.json()
