@@ -2,7 +2,7 @@
 
 A real redis-server, the paper exchange in its own process with a 5 s weight window, and three
 `python -m aiotrade serve` processes each configured with the venue's *full* budget. Clients saturate the
-ticker endpoint of all three (distinct symbols round-robin, so nothing could be answered from a cache).
+ticker endpoint of all three (the market-data cache switched off, so every request goes to the venue).
 The venue's own ledger (`/__paper/stats`) must show no 429 and whole windows at least 90% used; then Redis
 is killed mid-window, and the venue must still see no 429 while every process keeps answering.
 The control: three pools with the same full budget, nothing shared (and deaf to the venue's usage header,
@@ -83,6 +83,7 @@ async def test_three_api_processes_keep_one_venue_budget_and_keep_it_without_red
                     data_dir,
                     redis_url=redis.url,
                     redis_fallback_replicas=3,
+                    cache__enabled="false",  # every request goes upstream: the budget, not the cache, is tested
                     venues__paper__rate_limit__budget=BUDGET_UNITS,  # every process: the venue's whole budget
                     venues__paper__rate_limit__window_s=WINDOW_S,
                     venues__paper__rate_limit__burst=0.03,
