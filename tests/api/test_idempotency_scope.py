@@ -72,3 +72,21 @@ async def test_a_key_still_in_flight_is_a_409_with_retry_after(stack: Stack) -> 
     after = await stack.api.post(ORDERS, json=BODY, headers=key)
     assert after.headers["Idempotent-Replayed"] == "true" and after.json()["id"] == (await first).json()["id"]
     assert stack.paper_requests(EXCHANGE_ORDER) == 1
+
+
+async def test_a_replayed_refusal_says_it_is_a_replay(stack: Stack) -> None:
+    """The venue's refusal is stored as the key's answer: sent again, the same problem, marked as a replay,
+    and nothing sent twice. (A refusal by our own gate sends nothing and keeps no answer: a resend is judged
+    again.)"""
+    ticker = (await stack.api.get("/api/v1/exchanges/paper/ticker", params={"symbol": "BTC/USDT"})).json()
+    taking = str((Decimal(ticker["last"]) * Decimal("1.01")).quantize(Decimal("0.01")))
+    body = {"symbol": "BTC/USDT", "side": "buy", "type": "limit_maker", "amount": "0.001", "price": taking}
+    key = {"Idempotency-Key": "refused-1"}
+    first = await stack.api.post(ORDERS, json=body, headers=key)
+    again = await stack.api.post(ORDERS, json=body, headers=key)
+    assert first.status_code == again.status_code, (first.text, again.text)
+    assert 400 <= first.status_code < 500, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["type"] == first.json()["type"]
+    assert stack.paper_requests(EXCHANGE_ORDER) == 1

@@ -61,6 +61,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     # An error may carry headers of its own (WWW-Authenticate on a 401, RateLimit-* on a 429).
     headers.update(getattr(exc, "headers", None) or {})
+    if getattr(exc, "replayed", False):  # the stored first answer of an Idempotency-Key, replayed as it was
+        headers["Idempotent-Replayed"] = "true"
     extra = {} if exc.order_may_exist is None else {"order_may_exist": exc.order_may_exist}
     errors = [{"name": p.name, "detail": p.reason} for p in exc.invalid_params]
     return problem_response(
