@@ -53,7 +53,8 @@ async def ticker_section(quick: bool) -> str:
             process(
                 "aiotrade",
                 [sys.executable, "-m", "aiotrade", "serve", "--port", str(ours_port)],
-                api_env(paper_port, data_dir, budget=1e9),
+                # The uncached path, as the text says (the cache has its own section).
+                {**api_env(paper_port, data_dir, budget=1e9), "AIOTRADE_CACHE__ENABLED": "false"},
                 f"http://127.0.0.1:{ours_port}/readyz",
             ),
             process(
@@ -118,7 +119,12 @@ async def limiter_section(quick: bool) -> str:
                 "aiotrade-limiter",
                 [sys.executable, "-m", "aiotrade", "serve", "--port", str(ours_port)],
                 # Keep the equity recorder out of the measured minutes: they show the ticker load alone.
-                {**api_env(paper_port, data_dir, budget=budget_units), "AIOTRADE_EQUITY_INTERVAL_S": "3600"},
+                # And the market-data cache off: every request goes to the venue, which is what is measured.
+                {
+                    **api_env(paper_port, data_dir, budget=budget_units),
+                    "AIOTRADE_EQUITY_INTERVAL_S": "3600",
+                    "AIOTRADE_CACHE__ENABLED": "false",
+                },
                 f"http://127.0.0.1:{ours_port}/readyz",
             ),
         ):
@@ -169,19 +175,25 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
     parser.add_argument(
-        "--only", default="ticker,limiter,orders,gate,risk,live,auth,compute", help="comma-separated sections"
+        "--only",
+        default="ticker,limiter,cache,shared_budget,orders,gate,risk,live,auth,compute",
+        help="comma-separated sections",
     )
     args = parser.parse_args(argv)
     from bench.auth import auth_section
+    from bench.cache import cache_section
     from bench.compute import compute_section
     from bench.gate import gate_section
     from bench.live import live_section
     from bench.orders import orders_section
     from bench.risk import risk_section
+    from bench.shared_budget import shared_budget_section
 
     sections = {
         "ticker": ticker_section,
         "limiter": limiter_section,
+        "cache": cache_section,
+        "shared_budget": shared_budget_section,
         "orders": orders_section,
         "gate": gate_section,
         "risk": risk_section,
