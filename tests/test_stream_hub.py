@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from aiotrade.errors import DomainError
-from aiotrade.stream.hub import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub
+from aiotrade.stream.hub import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_UNKNOWN_ACCOUNT, LiveHub, event_frame
 
 INTERVAL = 0.02
 
@@ -405,3 +405,41 @@ def test_configuration_is_validated() -> None:
         LiveHub(compute, accounts={"main"}, queue_size=0)
     with pytest.raises(TypeError):
         LiveHub(compute, accounts="main")
+
+
+class BurstEvents:
+    """An event feed to which a test appends events in bursts."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def burst(self, count: int) -> None:
+        start = len(self.frames)
+        self.frames += [event_frame("main", start + i + 1, "order", {"n": start + i}) for i in range(count)]
+
+    async def last_seq(self, account: str) -> int:
+        return len(self.frames)
+
+    async def after(self, account: str, seq: int, *, limit: int = 1000) -> list[tuple[int, str]]:
+        return [(i + 1, frame) for i, frame in enumerate(self.frames) if i + 1 > seq][:limit]
+
+
+async def test_a_burst_of_events_reaches_a_client_that_keeps_reading_and_drops_one_that_stalls() -> None:
+    """Events are never folded: a burst far larger than the snapshot queue (a cancel-all, a sweep of fills)
+    must not drop a subscriber that keeps reading; one that has stopped reading is still dropped."""
+    events = BurstEvents()
+    hub = make_hub(FakeCompute(), queue_size=2, events=events)
+    [(reader, reader_task)] = await subscribe(hub, 1)
+    [(stalled, stalled_task)] = await subscribe(hub, 1)
+    await eventually(lambda: bool(reader.raw) and bool(stalled.raw))
+    await asyncio.sleep(3 * INTERVAL)  # the producer has read the feed's position
+    stalled.stall()
+    events.burst(1_000)
+    await eventually(lambda: sum(f["type"] == "event" for f in reader.frames) == 1_000, within_s=10)
+    assert reader.closed is None
+    assert [f["seq"] for f in reader.frames if f["type"] == "event"] == list(range(1, 1_001))
+    await eventually(lambda: stalled.closed is not None)
+    assert stalled.closed is not None and stalled.closed[0] == CLOSE_TOO_SLOW
+    await stalled_task
+    await leave_all([(reader, reader_task)])
+    await assert_empty(hub)

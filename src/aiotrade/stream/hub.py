@@ -44,14 +44,14 @@ class EventFeed(Protocol):
     """Numbered order and fill events of an account, as ready frames (``{"type": "event", "seq": ...}``)."""
 
     async def last_seq(self, account: str) -> int: ...
-    async def after(self, account: str, seq: int) -> list[tuple[int, str]]: ...
+    async def after(self, account: str, seq: int, *, limit: int = 1000) -> list[tuple[int, str]]: ...
 
 
 class EventSource(Protocol):
     """Where numbered events are kept (`store.events.EventStore`)."""
 
     async def last_seq(self, account: str) -> int: ...
-    async def after(self, account: str, seq: int) -> Sequence[StoredEvent]: ...
+    async def after(self, account: str, seq: int, *, limit: int = 1000) -> Sequence[StoredEvent]: ...
 
 
 class StoredEvent(Protocol):
@@ -77,6 +77,11 @@ CloseReason = tuple[int, str]
 _UNKNOWN_ACCOUNT: CloseReason = (CLOSE_UNKNOWN_ACCOUNT, "unknown account")
 _NO_ACCOUNT: CloseReason = (CLOSE_UNKNOWN_ACCOUNT, "no account given and no default account")
 _SHUTTING_DOWN: CloseReason = (CLOSE_GOING_AWAY, "server shutting down")
+# Events a subscriber may have waiting besides its snapshots; a burst is read and offered in chunks of
+# EVENT_CHUNK with a pause between, so a client that keeps reading is never dropped for a burst.
+EVENT_BACKLOG = 256
+EVENT_CHUNK = EVENT_BACKLOG // 2
+EVENT_CHUNK_PAUSE_S = 0.02
 _TOO_SLOW: CloseReason = (CLOSE_TOO_SLOW, "too slow: fell behind the live stream")
 _WAKE = ""  # put in a queue to wake its reader when the stream ends; never a real frame
 
@@ -222,6 +227,7 @@ class LiveHub:
         self._streams.add(subscriber)
         if feed.latest is not None:
             subscriber.queue.put_nowait(feed.latest)
+            subscriber.snapshots_queued += 1
         return subscriber
 
     def _leave(self, subscriber: _Subscriber) -> asyncio.Task[None] | None:
@@ -252,6 +258,8 @@ class LiveHub:
             frame = await subscriber.queue.get()
             if subscriber.ended:
                 return
+            if not frame.startswith(_EVENT_PREFIX):
+                subscriber.snapshots_queued -= 1
             through = subscriber.replayed_through
             if through is not None and (seq := event_seq(frame)) is not None and seq <= through:
                 continue  # sent by the replay already
@@ -339,10 +347,15 @@ class LiveHub:
             if feed.event_seq is None:
                 feed.event_seq = await self._events.last_seq(feed.account)  # from now: resumption replays history
                 return
-            for seq, frame in await self._events.after(feed.account, feed.event_seq):
-                feed.event_seq = seq
-                self._publish(feed, frame)
-                await self._relay_frame(feed, frame, keep_latest=False)
+            while True:  # a burst (a cancel-all, a sweep of fills) goes in chunks a fast client drains between
+                batch = await self._events.after(feed.account, feed.event_seq, limit=EVENT_CHUNK)
+                for seq, frame in batch:
+                    feed.event_seq = seq
+                    self._publish(feed, frame)
+                    await self._relay_frame(feed, frame, keep_latest=False)
+                if len(batch) < EVENT_CHUNK or not feed.subscribers:
+                    break
+                await asyncio.sleep(EVENT_CHUNK_PAUSE_S)
         except Exception:
             log.exception("live stream of %s: events not read", feed.account)
 
@@ -400,13 +413,20 @@ class LiveHub:
         return _snapshot_frame(feed.account, snapshot.model_dump_json()), changed
 
     def _publish(self, feed: _Feed, frame: str) -> None:
-        """Offer ``frame`` to every subscriber without waiting; drop those whose queue is full."""
+        """Offer ``frame`` to every subscriber without waiting; drop those too far behind: ``queue_size``
+        snapshots waiting, or a full queue (room for ``EVENT_BACKLOG`` events besides)."""
+        snapshot = not frame.startswith(_EVENT_PREFIX)
         slow = []
         for subscriber in feed.subscribers:
+            if snapshot and subscriber.snapshots_queued >= self.queue_size:
+                slow.append(subscriber)
+                continue
             try:
                 subscriber.queue.put_nowait(frame)
             except asyncio.QueueFull:
                 slow.append(subscriber)
+                continue
+            subscriber.snapshots_queued += snapshot
         for subscriber in slow:
             feed.subscribers.discard(subscriber)
             subscriber.end(_TOO_SLOW)
@@ -434,11 +454,14 @@ class _Feed:
 class _Subscriber:
     """One client's bounded queue, and why its stream ended."""
 
-    __slots__ = ("ended", "feed", "handler", "queue", "replayed_through", "sending", "why")
+    __slots__ = ("ended", "feed", "handler", "queue", "replayed_through", "sending", "snapshots_queued", "why")
 
     def __init__(self, feed: _Feed, queue_size: int) -> None:
         self.feed = feed
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        # Snapshots are bounded by queue_size (each supersedes the last: a client that far behind is slow);
+        # events are never folded, so a burst of them has room of its own.
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size + EVENT_BACKLOG)
+        self.snapshots_queued = 0
         self.handler = asyncio.current_task()
         self.sending: asyncio.Timeout | None = None
         self.ended = False
@@ -508,7 +531,6 @@ class StoredEvents:
     async def last_seq(self, account: str) -> int:
         return await self._store.last_seq(account)
 
-    async def after(self, account: str, seq: int) -> list[tuple[int, str]]:
-        return [
-            (e.seq, event_frame(e.account, e.seq, e.kind, e.payload)) for e in await self._store.after(account, seq)
-        ]
+    async def after(self, account: str, seq: int, *, limit: int = 1000) -> list[tuple[int, str]]:
+        events = await self._store.after(account, seq, limit=limit)
+        return [(e.seq, event_frame(e.account, e.seq, e.kind, e.payload)) for e in events]
