@@ -25,12 +25,12 @@ test-services:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench loadtest
+	$(BIN)/ruff format --check src tests bench loadtest
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench loadtest
+	$(BIN)/ruff check --fix src tests bench loadtest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

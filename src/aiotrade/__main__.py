@@ -182,9 +182,10 @@ async def _prepare_to_serve(settings: Settings, host: str, port: int) -> str | N
                 # Printed, not logged: log redaction would (rightly) mask anything shaped like an API key setting.
                 print(
                     f"aiotrade: the API key for this machine is in {path}; use it with\n"
-                    f"  export AIOTRADE_API_KEY=$(cat {path})\n"
-                    '  curl -H "Authorization: Bearer $AIOTRADE_API_KEY" '
-                    f"'http://{_url_host(host)}:{port}/api/v1/exchanges'",
+                    f'  export AUTH="Authorization: Bearer $(cat {path})"\n'
+                    '  curl -H "$AUTH" '
+                    f"'http://{_url_host(host)}:{port}/api/v1/exchanges'\n"
+                    f"  the dashboard: http://{_url_host(host)}:{port}/dashboard (paste the key when it asks)",
                     file=sys.stderr,
                     flush=True,
                 )

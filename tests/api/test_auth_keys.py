@@ -248,6 +248,6 @@ async def test_make_run_writes_a_dev_key_before_readyz_answers_and_the_key_opens
             proc.send_signal(2)
             await asyncio.wait_for(proc.wait(), 20)
     output = log.read_text()
-    assert "export AIOTRADE_API_KEY=$(cat data/dev-api-key)" in output
-    assert "Authorization: Bearer $AIOTRADE_API_KEY" in output
+    assert 'export AUTH="Authorization: Bearer $(cat data/dev-api-key)"' in output  # as the README says
+    assert 'curl -H "$AUTH"' in output and "/dashboard" in output
     assert key not in output
