@@ -18,8 +18,8 @@ backoff, inside the guard so that a frozen venue counts as failing.
 
 Clock. Signed requests carry the venue's time: the pool learns each venue's clock offset from its time
 endpoint before the first private call, refreshes it every `CLOCK_REFRESH_S`, and on a timestamp refusal
-(binance -1021) re-learns it and sends once more — safe for an order too, since the venue refused it
-before acting.
+(binance -1021) re-learns it and, if it moved, sends once more — safe for an order too, since the venue
+refused it before acting (a refusal the clock does not explain, a request held past its recvWindow, stands).
 
 Metrics (`observability/metrics.py`): every HTTP request to a venue (outcome, latency), limiter waits and
 budget used, retries, circuit state.
