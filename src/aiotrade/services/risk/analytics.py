@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from aiotrade import errors as domain
-from aiotrade.compute import ComputePool, map_yielding
+from aiotrade.compute import ComputePool, gather_bounded, map_yielding
 from aiotrade.domain.candles import CandleSeries
 from aiotrade.domain.money import RATIO_PLACES
 from aiotrade.domain.money import ratio as q
@@ -33,6 +33,9 @@ from aiotrade.quant.returns import periods_per_year
 from aiotrade.services import market as market_data
 
 MAX_LOOKBACK = 5000
+# Symbols fetched at once per request: cached pages are parsed in the loop iteration they arrive in (~4 ms a
+# series); measured, 50 symbols × 10 requests: 4 at once stalled the loop 237 ms, 2 at once 92 ms, unbounded 1.1 s.
+SERIES_AT_ONCE = 2
 
 
 async def calculate_probability(
@@ -115,14 +118,15 @@ async def assess_portfolio_risk(
         await gateway.require(venue, wanted)
         if request.timeframe not in gateway.capabilities(venue).timeframes:
             raise domain.InvalidInput.param("timeframe", f"{request.timeframe!r} is not offered by {venue}")
-        series = await asyncio.gather(
-            *(
+        series = await gather_bounded(
+            SERIES_AT_ONCE,
+            (
                 market_data.candles(
                     gateway, venue, s, request.timeframe, limit=request.lookback + 1, limit_name="lookback",
                     maximum=MAX_LOOKBACK + 1,
                 )
                 for s in wanted
-            )
+            ),
         )  # fmt: skip
         closes = await map_yielding(CandleSeries.closes, series)
         weights = (
