@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from aiotrade.config import AccountConfig, RateLimitConfig, RetryConfig, Settings, VenueConfig
-from aiotrade.exchange import pool as pool_module
+from aiotrade.exchange import venues
 from aiotrade.exchange.limiter import LocalBuckets, VenueLimiter, order_limits
 from aiotrade.exchange.pool import ExchangePool, SharedLimitSettings, request_kind
 from aiotrade.paper.config import PaperConfig
@@ -158,7 +158,7 @@ def test_a_burst_of_ten_orders_leaves_at_once_and_no_10s_window_sees_more_than_f
     # Binance counts 50 orders per 10 s per account. The table's burst lets ten go together (the control, the
     # old 10% burst, spreads them at the drain rate); a greedy sender never gets more than 50 into any window
     # a venue could see (10 s plus the latency allowance), whatever its alignment.
-    table = [row if burst is None else (*row[:4], burst) for row in pool_module._ORDER_LIMITS["binance"]]
+    table = [row if burst is None else (*row[:4], burst) for row in venues.ORDER_LIMITS["binance"]]
     clock = FakeClock()
     allowance = 0.5
     buckets = LocalBuckets(

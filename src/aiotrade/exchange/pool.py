@@ -34,7 +34,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import ccxt.async_support as ccxt
@@ -49,12 +48,20 @@ from aiotrade.exchange.breaker import CircuitBreaker, CircuitChange, CircuitStat
 from aiotrade.exchange.deadline import Deadline
 from aiotrade.exchange.errors import domain_class, is_clock_refusal, outcome_unknown, redact, to_domain
 from aiotrade.exchange.limiter import (
-    Priority,
     VenueLimiter,
     order_limits,
     parse_retry_after,
 )
 from aiotrade.exchange.limiter_redis import SharedVenueLimiter, redis_client
+from aiotrade.exchange.venues import (
+    COST_CORRECTIONS,
+    ORDER_LIMITS,
+    REFUSALS_BY_STATUS,
+    USAGE_HEADERS,
+    ccxt_budget,
+    request_kind,
+    rewrite_api_urls,
+)
 from aiotrade.observability.metrics import (
     CIRCUIT_STATE,
     LIMITER_BUDGET_USED,
@@ -463,7 +470,7 @@ class ExchangePool:
 
     def _build_limiter(self, name: str, config: VenueConfig) -> VenueLimiter:
         limits = config.rate_limit
-        usage = _USAGE_HEADERS.get(config.exchange_class)
+        usage = USAGE_HEADERS.get(config.exchange_class)
         usage_header, units_per_header_unit = usage(limits.window_s) if usage else (None, 1.0)
         common: dict[str, Any] = {
             "window_s": limits.window_s,
@@ -471,11 +478,11 @@ class ExchangePool:
             "burst": limits.burst,
             "latency_allowance_s": limits.latency_allowance_s,
             "order_reserve": limits.order_reserve,
-            "order_limits": order_limits(_ORDER_LIMITS.get(config.exchange_class, ())),
+            "order_limits": order_limits(ORDER_LIMITS.get(config.exchange_class, ())),
             "usage_header": usage_header,
             "units_per_header_unit": units_per_header_unit,
         }
-        budget = limits.budget or _ccxt_budget(config.exchange_class, limits.window_s)
+        budget = limits.budget or ccxt_budget(config.exchange_class, limits.window_s)
         if self._redis is not None:
             return SharedVenueLimiter(
                 self._redis, budget, scope=name, fallback_share=self._shared.fallback_share, **common
@@ -504,7 +511,7 @@ class ExchangePool:
         client = klass(params)
         # ccxt's status fallback calls 400/403/404 "ExchangeNotAvailable", which a retry policy would
         # take for a transient failure. They are the exchange refusing the request.
-        client.httpExceptions = {**client.httpExceptions, **_REFUSALS_BY_STATUS}
+        client.httpExceptions = {**client.httpExceptions, **REFUSALS_BY_STATUS}
         client.number = str  # unified structures carry exact strings, never floats
         client.timeout_on_exit = 0  # ccxt's 250 ms sleep on close guards sessions it owns; we own ours
         client.aiotrade_venue = v
@@ -516,116 +523,6 @@ class ExchangePool:
             client.urls["api"], client.aiotrade_url_map = rewrite_api_urls(client.urls["api"], base_url)
         return client
 
-
-def _ccxt_budget(exchange_class: str, window_s: float) -> float:
-    """What ccxt's own throttle allows per window in cost units (binance: 1200 per minute)."""
-    probe = getattr(ccxt, exchange_class)()  # opens no session: nothing to close
-    return window_s * 1000 / float(probe.rateLimit)
-
-
-def rewrite_api_urls(api: Any, base_url: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
-    """ccxt's ``urls['api']`` with scheme and host of every URL replaced by ``base_url``'s.
-
-    Returns the rewritten structure and the (new prefix, original prefix) pairs, so that error
-    mapping that depends on the real host (binance's spot error table) keeps working.
-    """
-    base = urlsplit(base_url.rstrip("/"))
-    mapping: list[tuple[str, str]] = []
-
-    def swap(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: swap(item) for key, item in value.items()}
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            parts = urlsplit(value)
-            original_root = f"{parts.scheme}://{parts.netloc}"
-            new_root = f"{base.scheme}://{base.netloc}{base.path}"
-            new = new_root + value[len(original_root) :]
-            mapping.append((new, value))
-            return new
-        return value
-
-    # Longest prefix first so /sapi/v1 is not mistaken for /sapi.
-    rewritten = swap(api)
-    mapping.sort(key=lambda pair: len(pair[0]), reverse=True)
-    return rewritten, tuple(mapping)
-
-
-_REFUSALS_BY_STATUS: dict[str, type[ccxt.BaseError]] = {
-    "400": ccxt.BadRequest,
-    "403": ccxt.PermissionDenied,
-    "404": ccxt.BadRequest,
-    "405": ccxt.BadRequest,
-    "409": ccxt.BadRequest,
-    "410": ccxt.BadRequest,
-    "451": ccxt.PermissionDenied,
-}
-
-
-def _binance_ticker_batch_cost(api: Any, path: Any, params: Any, cost: Any) -> Any:
-    """ccxt charges `ticker/24hr?symbols=[…]` as "no symbol" (16 units = 80 weight); Binance charges
-    2 weight for up to 20 symbols and 40 up to 100. Counting what Binance counts keeps the budget for
-    requests instead of reserving it for nothing (never more than ccxt's own figure)."""
-    section = api[0] if isinstance(api, list) and api else api
-    if section != "public" or path != "ticker/24hr" or "symbol" in params:
-        return cost
-    symbols = params.get("symbols")
-    if not isinstance(symbols, str):
-        return cost
-    count = symbols.count(",") + 1
-    weight = 2 if count <= 20 else 40 if count <= 100 else 80
-    return min(cost, weight / 5)
-
-
-_COST_CORRECTIONS: dict[str, Callable[[Any, Any, Any, Any], Any]] = {"binance": _binance_ticker_batch_cost}
-
-
-def _binance_weight_header(window_s: float) -> tuple[str | None, float]:
-    """Binance reports the weight of each interval it limits as X-MBX-USED-WEIGHT-<intervalNum><letter>
-    (`-1M` for its one-minute limit; a venue with a shorter window, such as a test's paper exchange, `-10S`);
-    one ccxt cost unit is 5 weight."""
-    seconds = round(window_s)
-    if seconds != window_s or seconds <= 0:
-        return None, 1.0
-    for unit_s, letter in ((86_400, "D"), (3_600, "H"), (60, "M"), (1, "S")):
-        if seconds % unit_s == 0:
-            return f"X-MBX-USED-WEIGHT-{seconds // unit_s}{letter}", 0.2
-    return None, 1.0  # pragma: no cover - every whole number of seconds matches "S"
-
-
-# The venue's own count of our weight in the window we limit (header, ccxt units per header unit).
-_USAGE_HEADERS: dict[str, Callable[[float], tuple[str | None, float]]] = {"binance": _binance_weight_header}
-
-# Binance's ORDERS limits per account: (limit name, orders, window s, the header that reports the count, burst).
-# The 10 s limit lets half its window leave at once (25 orders: a desk's burst goes together, not at the drain
-# rate); the bound b + (W + s)·r = headroom × budget still keeps every 10 s window under 50. The daily limit's
-# 10% (16,000 orders) is room enough.
-_ORDER_LIMITS: dict[str, tuple[tuple[str, float, float, str | None, float], ...]] = {
-    "binance": (
-        ("orders_10s", 50, 10.0, "X-MBX-ORDER-COUNT-10S", 0.5),
-        ("orders_1d", 160_000, 86_400.0, "X-MBX-ORDER-COUNT-1D", 0.1),
-    ),
-}
-
-# (api section, method, path) of the endpoints that place or cancel orders -> orders placed (what the
-# ORDERS limit counts: an OCO is two). Anything else is a read.
-_ORDER_ENDPOINTS: dict[str, dict[tuple[str, str, str], int]] = {
-    "binance": {
-        ("private", "POST", "order"): 1,
-        ("private", "POST", "order/test"): 0,
-        ("private", "POST", "order/cancelReplace"): 1,
-        ("private", "POST", "order/oco"): 2,
-        ("private", "POST", "orderList/oco"): 2,
-        ("private", "POST", "orderList/oto"): 2,
-        ("private", "POST", "orderList/otoco"): 3,
-        ("private", "POST", "orderList/opo"): 2,
-        ("private", "POST", "orderList/opoco"): 3,
-        ("private", "POST", "sor/order"): 1,
-        ("private", "POST", "sor/order/test"): 0,
-        ("private", "DELETE", "order"): 0,
-        ("private", "DELETE", "openOrders"): 0,
-        ("private", "DELETE", "orderList"): 0,
-    },
-}
 
 # (api, method, path) of the request being throttled: ccxt's throttle(cost) is not told which endpoint.
 _REQUEST: contextvars.ContextVar[tuple[Any, str, str] | None] = contextvars.ContextVar("aiotrade_request", default=None)
@@ -655,13 +552,6 @@ def _circuit_changed(change: CircuitChange) -> None:
     CIRCUIT_STATE.labels(change.venue).set(int(change.new))
     level = logging.INFO if change.new is CircuitState.CLOSED else logging.WARNING
     log.log(level, "circuit of %s: %s -> %s (%s)", change.venue, change.old.name, change.new.name, change.reason)
-
-
-def request_kind(exchange_id: str, api: Any, method: str, path: str) -> tuple[Priority, int]:
-    """("order", orders placed) for an endpoint that places or cancels orders, else ("read", 0)."""
-    section = api[0] if isinstance(api, list | tuple) and api else api
-    orders = _ORDER_ENDPOINTS.get(exchange_id, {}).get((str(section), str(method).upper(), str(path)))
-    return ("read", 0) if orders is None else ("order", orders)
 
 
 _POOLED_CLASSES: dict[type, type] = {}
@@ -738,7 +628,7 @@ def _pooled_class(klass: type[ccxt.Exchange]) -> type[ccxt.Exchange]:
             self, api: Any, method: Any, path: Any, params: Any, config: dict | None = None
         ) -> float:
             cost = super().calculate_rate_limiter_cost(api, method, path, params, config or {})
-            correct = _COST_CORRECTIONS.get(self.id)
+            correct = COST_CORRECTIONS.get(self.id)
             return correct(api, path, params, cost) if correct is not None else cost
 
         def parse_json(self, http_response: str) -> Any:
