@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +63,19 @@ class CandleSeries:
         for i, stamp in enumerate(stamps):
             values[i] = [None if v is None else str(v) for v in by_time[stamp][1:6]]
         return cls(np.asarray(stamps, dtype=np.int64), values)
+
+    @classmethod
+    def from_pages(cls, pages: Sequence[tuple[np.ndarray, np.ndarray]]) -> CandleSeries:
+        """From pages of (open times, exact text rows), in any order, duplicates allowed: the last copy
+        wins. Vectorised: no Python work per candle."""
+        if not pages:
+            return cls(np.empty(0, dtype=np.int64), np.empty((0, 5), dtype=object))
+        stamps = np.concatenate([stamps for stamps, _ in pages])
+        values = np.concatenate([values for _, values in pages])
+        # np.unique keeps each value's first occurrence: taken over the reversed arrays, that is the last copy.
+        _, first_from_end = np.unique(stamps[::-1], return_index=True)
+        keep = len(stamps) - 1 - first_from_end  # ascending open times
+        return cls(stamps[keep], values[keep])
 
     def last(self, count: int) -> CandleSeries:
         return CandleSeries(self.timestamps[-count:], self.values[-count:]) if count < len(self) else self

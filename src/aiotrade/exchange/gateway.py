@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import numpy as np
 from pydantic import BaseModel
 
 from aiotrade import errors as domain
@@ -29,6 +30,7 @@ from aiotrade.domain.records import KeyRestrictions, VenueFill, VenueOrder
 from aiotrade.domain.valuation import Valuation, pricing_symbols, value_assets
 from aiotrade.exchange import records
 from aiotrade.exchange.cache import MarketCache
+from aiotrade.exchange.klines import fetch_klines, supports_bulk_klines
 from aiotrade.exchange.pool import ExchangePool, VenueCapabilities, VenueState
 from aiotrade.models.account import Balances
 from aiotrade.models.market import ExchangeStatus, Market, OrderBook, Ticker, Trades
@@ -155,26 +157,30 @@ class ExchangeGateway:
         page = capabilities.ohlcv_page_limit
         windows = [(start_ms + i * page * step, min(page, limit - i * page)) for i in range(-(-limit // page))]
         pages = await asyncio.gather(*(self._candle_page(venue, symbol, timeframe, s, n, step) for s, n in windows))
-        rows = [row for rows_of_page in pages for row in rows_of_page]
-        series = CandleSeries.from_rows(rows)
+        series = CandleSeries.from_pages(pages)
         return CandleSeries(series.timestamps[:limit], series.values[:limit])
 
     async def _candle_page(
         self, venue: str, symbol: str, timeframe: str, start_ms: int, count: int, step: int
-    ) -> list[list[Any]]:
+    ) -> CandlePage:
         end_ms = start_ms + count * step  # the open time of the candle after the page's last
         closed = end_ms <= now_ms() // step * step  # every candle of the page has closed: it never changes
 
-        async def fetch() -> list[list[Any]]:
-            return await self.pool.read(
-                venue,
-                lambda c: c.fetch_ohlcv(symbol, timeframe, start_ms, count, {"until": end_ms - 1}),
-                heavy=count > HEAVY_PAGE_ROWS,
-            )
+        async def page_of(client: Any) -> CandlePage:
+            if supports_bulk_klines(client, symbol):  # binance-class spot: the raw rows, parsed in bulk
+                klines = await fetch_klines(
+                    client, symbol, timeframe, since=start_ms, limit=count, until=end_ms - 1, text=True
+                )
+                assert klines.text is not None
+                return klines.timestamps, klines.text
+            return _page_of_rows(await client.fetch_ohlcv(symbol, timeframe, start_ms, count, {"until": end_ms - 1}))
+
+        async def fetch() -> CandlePage:
+            return await self.pool.read(venue, page_of, heavy=count > HEAVY_PAGE_ROWS)
 
         ttl = self._ttls.closed_ohlcv_ttl_s if closed else self._ttls.ohlcv_ttl_s
         key = f"{venue}:ohlcv:{symbol}:{timeframe}:{start_ms}:{count}"
-        return await self._cached(key, "ohlcv", ttl, fetch, encode=_json_bytes, decode=json.loads)
+        return await self._cached(key, "ohlcv", ttl, fetch, encode=_encode_page, decode=_decode_page)
 
     async def status(self, venue: str) -> ExchangeStatus:
         async def fetch() -> dict[str, Any]:
@@ -352,3 +358,29 @@ def now_ms() -> int:
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+# A page of candles: open times (int64) and the venue's exact text per value (object array, n × 5).
+CandlePage = tuple[np.ndarray, np.ndarray]
+
+
+def _page_of_rows(rows: list[list[Any]]) -> CandlePage:
+    """ccxt's OHLCV rows (venues without bulk klines) as a page."""
+    stamps = np.array([int(row[0]) for row in rows], dtype=np.int64)
+    values = np.empty((len(rows), 5), dtype=object)
+    for i, row in enumerate(rows):
+        values[i] = [None if v is None else str(v) for v in row[1:6]]
+    return stamps, values
+
+
+def _encode_page(page: CandlePage) -> bytes:
+    stamps, values = page
+    return json.dumps({"t": stamps.tolist(), "v": values.tolist()}, separators=(",", ":")).encode()
+
+
+def _decode_page(data: bytes) -> CandlePage:
+    decoded = json.loads(data)
+    values = np.empty((len(decoded["t"]), 5), dtype=object)
+    if decoded["t"]:
+        values[:] = decoded["v"]
+    return np.asarray(decoded["t"], dtype=np.int64), values
