@@ -6,6 +6,7 @@ Sections (all against the paper exchange in its own process, on loopback):
   with 50 ms injected upstream latency, distinct symbols round-robin, no caching.
 - limiter: requests the exchange accepted per minute window against its weight budget, and 429s.
 - auth: what checking an API key costs at c=256, the key checked vs the check bypassed (bench/auth.py).
+- logging: what logging and metrics cost on the ticker path, with and without them (bench/logging_cost.py).
 - compute: /healthz beside four maximum probability requests, one request against its maths alone, portfolio
   risk's loop stall and ticker p99 with and without the load (bench/compute.py).
 
@@ -176,7 +177,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
     parser.add_argument(
         "--only",
-        default="ticker,limiter,cache,shared_budget,orders,gate,risk,live,auth,compute",
+        default="ticker,limiter,cache,shared_budget,orders,gate,risk,live,auth,compute,logging",
         help="comma-separated sections",
     )
     args = parser.parse_args(argv)
@@ -185,6 +186,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     from bench.compute import compute_section
     from bench.gate import gate_section
     from bench.live import live_section
+    from bench.logging_cost import logging_section
     from bench.orders import orders_section
     from bench.risk import risk_section
     from bench.shared_budget import shared_budget_section
@@ -200,6 +202,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "live": live_section,
         "compute": compute_section,
         "auth": auth_section,
+        "logging": logging_section,
     }
     print(f"# aiotrade benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, `python -m bench {' '.join(argv or sys.argv[1:])}`\n")  # fmt: skip
