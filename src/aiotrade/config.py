@@ -62,6 +62,17 @@ class RateLimitConfig(BaseModel):
     latency_allowance_s: float = Field(default=0.5, ge=0, le=10)
     # Share of the weight bucket only orders and cancels may fill: saturating reads cannot starve trading.
     order_reserve: float = Field(default=0.1, ge=0, lt=1)
+    # The venue's per-account order-count limits by name (binance: orders_10s = 50, orders_1d = 160000), for
+    # an account the venue allows more (e.g. '{"orders_10s": 300}'); a name the venue does not have is an error.
+    order_limits: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("order_limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, orders in value.items() if not orders > 0]
+        if bad:
+            raise ValueError(f"order limits must be positive: {', '.join(bad)}")
+        return value
 
 
 class RetryConfig(BaseModel):

@@ -191,3 +191,36 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def test_an_account_the_venue_allows_more_orders_is_configured_by_limit_name() -> None:
+    base = settings("http://127.0.0.1:9", budget=1_200)
+    raised = Settings(
+        venues={
+            "paper": VenueConfig(
+                base_url="http://127.0.0.1:9",
+                rate_limit=RateLimitConfig(budget=1_200, order_limits={"orders_10s": 300}),
+            )
+        },
+        accounts=base.accounts,
+    )
+    async with (
+        ExchangePool(base, shared=SharedLimitSettings()) as default,
+        ExchangePool(raised, shared=SharedLimitSettings()) as more,
+    ):
+        counts = {
+            pool: {limit.name: limit.budget for limit in pool.limiter("paper").limits[1:]} for pool in (default, more)
+        }
+    assert counts[default] == {"orders_10s": 50, "orders_1d": 160_000}  # Binance's published limits
+    assert counts[more] == {"orders_10s": 300, "orders_1d": 160_000}
+    unknown = Settings(
+        venues={
+            "paper": VenueConfig(
+                base_url="http://127.0.0.1:9", rate_limit=RateLimitConfig(order_limits={"orders_1h": 9})
+            )
+        },
+        accounts=base.accounts,
+    )
+    with pytest.raises(ValueError, match="orders_1h"):
+        async with ExchangePool(unknown, shared=SharedLimitSettings()):
+            pass

@@ -478,7 +478,9 @@ class ExchangePool:
             "burst": limits.burst,
             "latency_allowance_s": limits.latency_allowance_s,
             "order_reserve": limits.order_reserve,
-            "order_limits": order_limits(ORDER_LIMITS.get(config.exchange_class, ())),
+            "order_limits": order_limits(
+                _with_overrides(ORDER_LIMITS.get(config.exchange_class, ()), limits.order_limits)
+            ),
             "usage_header": usage_header,
             "units_per_header_unit": units_per_header_unit,
         }
@@ -666,3 +668,13 @@ def _header(headers: dict[str, str] | None, name: str) -> str | None:
         if key.lower() == lowered:
             return value
     return None
+
+
+def _with_overrides(
+    table: tuple[tuple[str, float, float, str | None, float], ...], overrides: dict[str, float]
+) -> tuple[tuple[str, float, float, str | None, float], ...]:
+    """The venue's order-limit rows with the configured counts (``rate_limit.order_limits``) put in."""
+    unknown = set(overrides) - {name for name, *_ in table}
+    if unknown:
+        raise ValueError(f"rate_limit.order_limits: the venue has no limit named {', '.join(sorted(unknown))}")
+    return tuple((name, overrides.get(name, orders), *rest) for name, orders, *rest in table)
