@@ -140,39 +140,43 @@ async def in_process_costs(calls: int = 5_000, rounds: int = 5) -> dict[str, flo
     devnull = open(os.devnull, "w")  # noqa: ASYNC230, SIM115 - opened once, before any request runs
     with devnull, contextlib.redirect_stderr(devnull), tempfile.TemporaryDirectory() as d:
         configure_logging("INFO", "console")
-        async with (
-            PaperExchange(PaperConfig(port=0, weight_limit=1_000_000_000)) as paper,
-            contextlib.AsyncExitStack() as apps,
-        ):
-            running = {}
-            for name, access_log, build in (
-                ("default", True, observed),
-                ("no access line", False, observed),
-                ("bare", True, bare),
+        try:
+            async with (
+                PaperExchange(PaperConfig(port=0, weight_limit=1_000_000_000)) as paper,
+                contextlib.AsyncExitStack() as apps,
             ):
-                os.environ.update(
-                    {
-                        "AIOTRADE_VENUES__PAPER__BASE_URL": paper.url,
-                        "AIOTRADE_VENUES__PAPER__RATE_LIMIT__BUDGET": "1e9",
-                        "AIOTRADE_DATA_DIR": str(Path(d) / name.replace(" ", "-")),
-                        "AIOTRADE_AUTH__BOOTSTRAP_KEY": BENCH_KEY,
-                        "AIOTRADE_AUTH__BOOTSTRAP_RATE_LIMIT": "0",
-                        "AIOTRADE_ACCESS_LOG": str(access_log).lower(),
-                        "AIOTRADE_EQUITY_INTERVAL_S": "3600",
-                        "AIOTRADE_COMPUTE__WORKERS": "1",
-                    }
-                )
-                assert Settings().access_log is access_log
-                manager = await apps.enter_async_context(
-                    LifespanManager(build(), startup_timeout=120, shutdown_timeout=60)
-                )
-                running[name] = manager.app
-            os.environ.clear()
-            os.environ.update(saved_env)
-            for _ in range(rounds):
-                for name, app in running.items():
-                    spent = await _per_request(app, calls) * 1e6
-                    best[name] = min(best.get(name, spent), spent)
+                running = {}
+                for name, access_log, build in (
+                    ("default", True, observed),
+                    ("no access line", False, observed),
+                    ("bare", True, bare),
+                ):
+                    os.environ.update(
+                        {
+                            "AIOTRADE_VENUES__PAPER__BASE_URL": paper.url,
+                            "AIOTRADE_VENUES__PAPER__RATE_LIMIT__BUDGET": "1e9",
+                            "AIOTRADE_DATA_DIR": str(Path(d) / name.replace(" ", "-")),
+                            "AIOTRADE_AUTH__BOOTSTRAP_KEY": BENCH_KEY,
+                            "AIOTRADE_AUTH__BOOTSTRAP_RATE_LIMIT": "0",
+                            "AIOTRADE_ACCESS_LOG": str(access_log).lower(),
+                            "AIOTRADE_EQUITY_INTERVAL_S": "3600",
+                            "AIOTRADE_COMPUTE__WORKERS": "1",
+                        }
+                    )
+                    assert Settings().access_log is access_log
+                    manager = await apps.enter_async_context(
+                        LifespanManager(build(), startup_timeout=120, shutdown_timeout=10)
+                    )
+                    running[name] = manager.app
+                os.environ.clear()
+                os.environ.update(saved_env)
+                for _ in range(rounds):
+                    for name, app in running.items():
+                        spent = await _per_request(app, calls) * 1e6
+                        best[name] = min(best.get(name, spent), spent)
+        except TimeoutError:  # three apps stopping in one process can outlast asgi-lifespan's wait
+            if len(best) < 3:
+                raise
     return best
 
 
