@@ -141,6 +141,11 @@ async def _stack(pg_url: str, database: str, src: Path, *, latency_ms: float, da
         "AIOTRADE_ACCOUNTS__SECOND__SECRET": SECOND["secret"],
         "PYTHONPATH": str(src),
     }
+    if src == ROOT / "src":
+        # The paper venue here allows 1,000,000 orders per 10 s: tell our limiter so (it knows Binance's 50), so
+        # the gate, not the venue's published order limit, is what is measured. The revision before had no
+        # order-count limiter (and no such setting).
+        env["AIOTRADE_VENUES__PAPER__RATE_LIMIT__ORDER_LIMITS"] = json.dumps({"orders_10s": 1_000_000})
     async with (
         process(
             f"paper-{database}",
