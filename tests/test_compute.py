@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.compute import ComputePool, ComputeSettings, check_budget
 from aiotrade.errors import ComputeBusy, ComputeInterrupted, InvalidInput
+from aiotrade.observability.metrics import COMPUTE_JOBS
 from aiotrade.quant import jobs
 from aiotrade.quant.errors import QuantInputError
 
@@ -136,6 +137,7 @@ async def test_cancelled_waiter_leaves_the_queue_and_cancelled_runner_holds_its_
     waiting = asyncio.create_task(pool.run(os.getpid))
     await asyncio.sleep(0.1)
     assert (pool.stats().running, pool.stats().queued) == (2, 1)
+    assert jobs_metric("running") == 2 and jobs_metric("queued") == 1  # what /metrics shows
 
     waiting.cancel()
     running[0].cancel()
@@ -143,6 +145,7 @@ async def test_cancelled_waiter_leaves_the_queue_and_cancelled_runner_holds_its_
     assert waiting.cancelled() and running[0].cancelled()
     # The waiter is gone; the cancelled runner's job still occupies its worker, so its slot stays taken.
     assert (pool.stats().running, pool.stats().queued) == (2, 0)
+    assert jobs_metric("queued") == 0
 
     await running[1]
     await settle(pool)
@@ -152,6 +155,7 @@ async def test_cancelled_waiter_leaves_the_queue_and_cancelled_runner_holds_its_
     assert (pool.stats().running, pool.stats().queued) == (2, 0)
     await asyncio.gather(*both)
     await settle(pool)
+    assert jobs_metric("running") == 0
 
 
 async def test_a_job_gives_the_numbers_of_the_same_call_on_the_loop_and_its_errors_unchanged(
@@ -334,3 +338,7 @@ async def test_workers_do_not_outlive_a_killed_server() -> None:
             break
         await asyncio.sleep(0.01)
     assert not any(alive(pid) for pid in pids)
+
+
+def jobs_metric(state: str) -> float:
+    return COMPUTE_JOBS.labels(state)._value.get()

@@ -55,6 +55,7 @@ from typing import Literal, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aiotrade.errors import ComputeBusy, ComputeInterrupted, InvalidInput, InvalidParam
+from aiotrade.observability.metrics import COMPUTE_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +341,17 @@ class ComputePool:
             raise self._busy("the compute pool is not running (shutting down)")
         if self._running < self.max_jobs and not self._waiters:
             self._running += 1
+            self._report()
             return
         if len(self._waiters) >= self.settings.queue_size:
             raise self._busy(f"all {self.max_jobs} compute slots are busy and {len(self._waiters)} requests wait")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._report()
         try:
             async with asyncio.timeout(self.settings.queue_timeout_s):
                 await waiter
+            self._report()
         except TimeoutError:
             self._give_back(waiter)
             raise self._busy(f"no compute slot within {self.settings.queue_timeout_s:g} s") from None
@@ -361,6 +365,7 @@ class ComputePool:
             self._waiters.remove(waiter)
         if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
             self._release()
+        self._report()
 
     def _release(self) -> None:
         """A slot frees up: hand it to the first waiter still waiting, else count it free."""
@@ -368,8 +373,15 @@ class ComputePool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # the slot passes on; _running stays as it is
+                self._report()
                 return
         self._running -= 1
+        self._report()
+
+    def _report(self) -> None:
+        """The admission counts as metrics (`aiotrade_compute_jobs`)."""
+        COMPUTE_JOBS.labels("running").set(self._running)
+        COMPUTE_JOBS.labels("queued").set(len(self._waiters))
 
     def _job_done(self, started: float, future: asyncio.Future[object]) -> None:
         self._inflight.discard(future)
