@@ -9,8 +9,10 @@ bootstrap key, and the stack's client sends it; `Stack.client(key)` talks to the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,10 +150,17 @@ async def running_stack(
 async def app_instance(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """One app (a replica) with its lifespan running, and a client that talks to it in-process."""
     app = create_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url=BASE_URL, headers=auth_headers()
-        ) as api,
-    ):
-        yield app, api
+    try:
+        async with (
+            LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url=BASE_URL, headers=auth_headers()
+            ) as api,
+        ):
+            yield app, api
+    except TimeoutError:
+        # A start-up or shutdown that outlasts its bound (seen rarely under a loaded full suite): show where
+        # every task waits, so the next occurrence says what held it.
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=8, file=sys.stderr)
+        raise
