@@ -20,7 +20,6 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiotrade import errors as domain
 from aiotrade.config import OrdersConfig
@@ -28,21 +27,20 @@ from aiotrade.domain.records import VenueOrder
 from aiotrade.exchange.gateway import ExchangeGateway
 from aiotrade.models.orders import UNSETTLED_STATUSES, CreateOcoRequest, OrderList, OrderStatus, leg_ids
 from aiotrade.models.risk import TradingState
-from aiotrade.services.orders.keys import check_key, client_id_for_key, new_client_id, request_fingerprint
 from aiotrade.services.orders.placement import (
-    ReplayedError,
     _Attempt,
     _error_body,
     _lease_kept,
     _new_order,
     _now_ms,
     _prepared,
+    claim_idempotency_key,
     landing_window_ms,
 )
 from aiotrade.services.orders.settlement import adopt, refresh
 from aiotrade.services.risk.gate import RiskGate
 from aiotrade.store.gate import KeyToForget
-from aiotrade.store.orders import ClaimKind, KeyCompletion, OrderStore, StoredOrder
+from aiotrade.store.orders import KeyCompletion, OrderStore, StoredOrder
 
 # How the request names a leg's field when the gate finds fault with it (`legs[1].price`: the stop's limit).
 _LEG_FIELDS = ({"price": "price"}, {"price": "stop_limit_price", "stop_price": "stop_price"})
@@ -69,37 +67,10 @@ async def place_oco(
     says whether the orders may exist; a gate refusal forgets the key, as if the request never came."""
     venue = gateway.venue_of(account)
     await gateway.require(venue, [request.symbol])
-    owner: str | None = None
-    resume = False
-    if idempotency_key is not None:
-        check_key(idempotency_key)
-        list_id = client_id_for_key(account, idempotency_key)
-        claim = await store.claim_key(
-            account,
-            idempotency_key,
-            request_hash=request_fingerprint(account, request),
-            client_order_id=list_id,
-            lease=config.key_lease,
-            retention=config.key_retention,
-        )
-        if claim.kind is ClaimKind.MISMATCH:
-            raise domain.InvalidInput(
-                "Idempotency-Key was already used with a different request",
-                invalid_params=[domain.InvalidParam("Idempotency-Key", "reused with a different body")],
-            )
-        if claim.kind is ClaimKind.IN_FLIGHT:
-            wait = (claim.locked_until - datetime.now(UTC)).total_seconds() if claim.locked_until else 1.0
-            raise domain.Conflict(
-                "a request with this Idempotency-Key is still in flight; retry later", retry_after_s=max(1.0, wait)
-            )
-        if claim.kind is ClaimKind.REPLAY:
-            assert claim.response_body is not None and claim.response_status is not None
-            if claim.response_status >= 400:
-                raise ReplayedError(claim.response_status, claim.response_body)
-            return ListPlacement(OrderList.model_validate(claim.response_body), replayed=True)
-        owner, resume = claim.owner, claim.kind is ClaimKind.TAKEOVER
-    else:
-        list_id = new_client_id()
+    key = await claim_idempotency_key(store, config, account, idempotency_key, request)
+    if key.answer is not None:
+        return ListPlacement(OrderList.model_validate(key.answer), replayed=True)
+    list_id, owner, resume = key.client_id, key.owner, key.resume
 
     attempt = _Attempt(
         gateway, store, config, account, landing_window_ms(config, gateway, account), idempotency_key, owner, gate

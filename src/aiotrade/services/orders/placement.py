@@ -28,7 +28,14 @@ from aiotrade import errors as domain
 from aiotrade.config import OrdersConfig
 from aiotrade.domain.market_rules import PreparedOrder
 from aiotrade.exchange.gateway import ExchangeGateway
-from aiotrade.models.orders import UNSETTLED_STATUSES, CreateOrderRequest, Order, OrderStatus, TimeInForce
+from aiotrade.models.orders import (
+    UNSETTLED_STATUSES,
+    CreateOcoRequest,
+    CreateOrderRequest,
+    Order,
+    OrderStatus,
+    TimeInForce,
+)
 from aiotrade.models.risk import TradingState
 from aiotrade.services.orders.keys import check_key, client_id_for_key, new_client_id, request_fingerprint
 from aiotrade.services.orders.settlement import adopt, refresh
@@ -60,6 +67,56 @@ class ReplayedError(domain.DomainError):
         self.status = status
         self.slug = str(body.get("slug", "replayed-error"))
         self.title = str(body.get("title", "Error"))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """What an Idempotency-Key's claim leaves this request to do."""
+
+    client_id: str  # derived from the key (the same on every replica), or fresh without one
+    owner: str | None = None  # our lease on the key, for completing or releasing it
+    resume: bool = False  # an earlier attempt's lease ran out: go on from what it recorded
+    answer: Mapping[str, object] | None = None  # the key's stored success: replay it, send nothing
+
+
+async def claim_idempotency_key(
+    store: OrderStore,
+    config: OrdersConfig,
+    account: str,
+    idempotency_key: str | None,
+    request: CreateOrderRequest | CreateOcoRequest,
+) -> KeyClaim:
+    """Claim ``idempotency_key`` for ``request`` (without a key: a fresh client id, nothing stored). Raises
+    InvalidInput for a key used with another body, Conflict (with Retry-After) while another request holds
+    it, and ReplayedError for the refusal stored as its answer."""
+    if idempotency_key is None:
+        return KeyClaim(new_client_id())
+    check_key(idempotency_key)
+    client_id = client_id_for_key(account, idempotency_key)
+    claim = await store.claim_key(
+        account,
+        idempotency_key,
+        request_hash=request_fingerprint(account, request),
+        client_order_id=client_id,
+        lease=config.key_lease,
+        retention=config.key_retention,
+    )
+    if claim.kind is ClaimKind.MISMATCH:
+        raise domain.InvalidInput(
+            "Idempotency-Key was already used with a different request",
+            invalid_params=[domain.InvalidParam("Idempotency-Key", "reused with a different body")],
+        )
+    if claim.kind is ClaimKind.IN_FLIGHT:
+        wait = (claim.locked_until - datetime.now(UTC)).total_seconds() if claim.locked_until else 1.0
+        raise domain.Conflict(
+            "a request with this Idempotency-Key is still in flight; retry later", retry_after_s=max(1.0, wait)
+        )
+    if claim.kind is ClaimKind.REPLAY:
+        assert claim.response_body is not None and claim.response_status is not None
+        if claim.response_status >= 400:
+            raise ReplayedError(claim.response_status, claim.response_body)
+        return KeyClaim(client_id, answer=claim.response_body)
+    return KeyClaim(client_id, owner=claim.owner, resume=claim.kind is ClaimKind.TAKEOVER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,38 +152,10 @@ async def place_order(
     may exist. A gate refusal forgets the key, as if the request never came."""
     venue = gateway.venue_of(account)
     await gateway.require(venue, [request.symbol])  # an unknown symbol claims no key
-    owner: str | None = None
-    resume = False
-    if idempotency_key is not None:
-        check_key(idempotency_key)
-        client_order_id = client_id_for_key(account, idempotency_key)
-        claim = await store.claim_key(
-            account,
-            idempotency_key,
-            request_hash=request_fingerprint(account, request),
-            client_order_id=client_order_id,
-            lease=config.key_lease,
-            retention=config.key_retention,
-        )
-        if claim.kind is ClaimKind.MISMATCH:
-            raise domain.InvalidInput(
-                "Idempotency-Key was already used with a different request",
-                invalid_params=[domain.InvalidParam("Idempotency-Key", "reused with a different body")],
-            )
-        if claim.kind is ClaimKind.IN_FLIGHT:
-            wait = (claim.locked_until - datetime.now(UTC)).total_seconds() if claim.locked_until else 1.0
-            raise domain.Conflict(
-                "a request with this Idempotency-Key is still in flight; retry later", retry_after_s=max(1.0, wait)
-            )
-        if claim.kind is ClaimKind.REPLAY:
-            assert claim.response_body is not None and claim.response_status is not None
-            if claim.response_status >= 400:
-                raise ReplayedError(claim.response_status, claim.response_body)
-            return Placement(Order.model_validate(claim.response_body), replayed=True)
-        owner = claim.owner
-        resume = claim.kind is ClaimKind.TAKEOVER
-    else:
-        client_order_id = new_client_id()
+    key = await claim_idempotency_key(store, config, account, idempotency_key, request)
+    if key.answer is not None:
+        return Placement(Order.model_validate(key.answer), replayed=True)
+    client_order_id, owner, resume = key.client_id, key.owner, key.resume
 
     window_ms = landing_window_ms(config, gateway, account)
     attempt = _Attempt(gateway, store, config, account, window_ms, idempotency_key, owner, gate)
