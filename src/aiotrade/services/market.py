@@ -10,6 +10,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
+
+from aiotrade.compute import gather_bounded, map_yielding
 from aiotrade.domain.candles import CandleSeries
 from aiotrade.errors import InvalidInput, UnknownSymbol
 from aiotrade.exchange.gateway import ExchangeGateway
@@ -131,3 +134,30 @@ async def get_exchange_status(gateway: ExchangeGateway, venue: str) -> ExchangeS
 def _in_range(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise InvalidInput.param(name, f"must be between {low} and {high}, got {value}")
+
+
+# The longest history the heavy services (portfolio risk, allocations) take per symbol, in candles.
+MAX_LOOKBACK = 5000
+# Series fetched at once for them: cached pages are parsed in the loop iteration they arrive in; measured, 50
+# symbols × 10 requests: 4 at once stalled the loop 237 ms, 2 at once 92 ms, unbounded 1.1 s.
+SERIES_AT_ONCE = 2
+
+
+async def lookback_series(
+    gateway: ExchangeGateway, venue: str, symbols: Sequence[str], timeframe: str, lookback: int
+) -> tuple[list[CandleSeries], list[np.ndarray]]:
+    """``lookback + 1`` candles of each symbol (a few series at a time) and their closes as floats (made in
+    slices that yield), for maths that needs ``lookback`` returns. Symbols and timeframe are checked first;
+    ``lookback`` is the field named in a refusal."""
+    await gateway.require(venue, symbols)
+    if timeframe not in gateway.capabilities(venue).timeframes:
+        raise InvalidInput.param("timeframe", f"{timeframe!r} is not offered by {venue}")
+    series = await gather_bounded(
+        SERIES_AT_ONCE,
+        (
+            candles(gateway, venue, s, timeframe, limit=lookback + 1, limit_name="lookback", maximum=MAX_LOOKBACK + 1)
+            for s in symbols
+        ),
+    )
+    closes = await map_yielding(CandleSeries.closes, series)
+    return series, closes
