@@ -22,6 +22,7 @@ from tests.support.servers import start_redis
 from tests.support.stack import Stack, running_stack
 
 TICKER = "/api/v1/exchanges/paper/ticker"
+ORDERS = "/api/v1/accounts/paper/orders"
 
 
 async def ticker(stack: Stack, symbol: str = "BTC/USDT") -> tuple[httpx.Response, float]:
@@ -61,10 +62,23 @@ async def test_killed_venue_fails_fast_with_retry_after_and_recovers_on_the_same
         assert "Retry-After" in not_ready.headers
         assert (await stack.api.get("/healthz")).status_code == 200
 
+        # A new order while the circuit is open: refused at once (the gate's reads go through the breaker and
+        # it fails closed), nothing sent and nothing settled for the key, so the same key places it once the
+        # venue is back.
+        order, key = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}, "outage-1"
+        started = time.perf_counter()
+        refused = await stack.api.post(ORDERS, json=order, headers={"Idempotency-Key": key})
+        assert refused.status_code in (422, 503), refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert time.perf_counter() - started < 1.0
+
         await stack.paper.start()  # the same port, as a restarted venue; the API is not restarted
         ready = await until_ready(stack, 10)
         assert ready.status_code == 200, ready.text
         assert (await ticker(stack))[0].status_code == 200
+        placed = await stack.api.post(ORDERS, json=order, headers={"Idempotency-Key": key})
+        assert placed.status_code == 201, placed.text
+        assert placed.json()["status"] in ("open", "closed", "filled", "FILLED", "OPEN", "CLOSED")
 
 
 async def test_frozen_venue_holds_a_read_for_its_deadline_then_the_circuit_opens(tmp_path: Path) -> None:
