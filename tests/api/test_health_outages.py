@@ -62,14 +62,14 @@ async def test_killed_venue_fails_fast_with_retry_after_and_recovers_on_the_same
         assert "Retry-After" in not_ready.headers
         assert (await stack.api.get("/healthz")).status_code == 200
 
-        # A new order while the circuit is open: refused at once (the gate's reads go through the breaker and
-        # it fails closed), nothing sent and nothing settled for the key, so the same key places it once the
-        # venue is back.
+        # A new order while the circuit is open: refused at once (the gate's reads go through the breaker: a
+        # 503 to retry, not a risk refusal), nothing sent and nothing settled for the key, so the same key
+        # places it once the venue is back.
         order, key = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}, "outage-1"
         started = time.perf_counter()
         refused = await stack.api.post(ORDERS, json=order, headers={"Idempotency-Key": key})
-        assert refused.status_code in (422, 503), refused.text
-        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1, refused.text
+        assert refused.json()["type"].endswith("exchange-circuit-open")  # the venue's outage, not the order's fault
         assert time.perf_counter() - started < 1.0
 
         await stack.paper.start()  # the same port, as a restarted venue; the API is not restarted

@@ -107,6 +107,8 @@ class RiskGate:
         limits = await self._risk.limits(account)
         markets = await self._gateway.require(venue, [request.symbol])
         view = await self._observe(account, venue, markets, limits, [request.symbol])
+        if view.unavailable is not None:  # the venue is away: a 503 to retry later, not the order's fault
+            raise view.unavailable
         candidate = _candidate(markets[request.symbol], request, view)
         if candidate.breaches:
             problems = [domain.InvalidParam(b.field, f"{b.reason} ({b.code})") for b in candidate.breaches]
@@ -146,6 +148,8 @@ class RiskGate:
         symbols = sorted({leg.symbol for leg in legs})
         markets = await self._gateway.require(venue, symbols)
         view = await self._observe(account, venue, markets, limits, symbols)
+        if view.unavailable is not None:  # the venue is away: a 503 to retry later, not the order's fault
+            raise view.unavailable
         candidates = [_candidate(markets[leg.symbol], leg, view) for leg in legs]
         problems = [
             domain.InvalidParam(f"legs[{i}].{b.field}", f"{b.reason} ({b.code})")
@@ -179,25 +183,29 @@ class RiskGate:
     ) -> AccountView:
         """Balances, prices, open orders and equity marks, read concurrently; a failed read fails closed."""
         started = datetime.now(UTC)
+        failures: list[domain.DomainError] = []
         needs_holdings = (
             limits.max_gross_exposure is not None
             or limits.daily_loss_limit is not None
             or limits.max_drawdown is not None
         )
         # An account-wide open-orders list weighs 80 on Binance: read it only when a limit needs it.
-        open_read = asyncio.create_task(self._open_orders(account)) if limits.max_open_orders is not None else None
+        open_read = (
+            asyncio.create_task(self._open_orders(account, failures)) if limits.max_open_orders is not None else None
+        )
         marks = asyncio.create_task(self._equity_marks(account, limits)) if needs_holdings else None
         valuation: Valuation | None = None
         if needs_holdings:  # the holdings decide which prices are needed: balances, then their prices
             try:
                 held = await self._gateway.valued_holdings(account, limits.quote_currency, also_price=symbols)
-            except domain.DomainError:
-                balances, (tickers, _) = None, await self._tickers(venue, sorted(set(symbols)))
+            except domain.DomainError as exc:
+                failures.append(exc)
+                balances, (tickers, _) = None, await self._tickers(venue, sorted(set(symbols)), failures)
             else:
                 balances, tickers, valuation = held.balances, held.tickers, held.valuation
         else:  # one round trip: balances, prices (and open orders) at once
-            prices = self._tickers(venue, sorted(set(symbols)))
-            (tickers, _), balances = await asyncio.gather(prices, self._balances(account))
+            prices = self._tickers(venue, sorted(set(symbols)), failures)
+            (tickers, _), balances = await asyncio.gather(prices, self._balances(account, failures))
         open_orders = await open_read if open_read is not None else None
         baseline, peak = await marks if marks is not None else (None, None)
         return AccountView(
@@ -209,24 +217,30 @@ class RiskGate:
             valuation=valuation,
             day_baseline=baseline,
             peak_equity=peak,
+            unavailable=next((f for f in failures if f.status >= 500), None),
         )
 
-    async def _balances(self, account: str) -> Balances | None:
+    async def _balances(self, account: str, failures: list[domain.DomainError]) -> Balances | None:
         try:
             return await self._gateway.balances(account)
-        except domain.DomainError:
+        except domain.DomainError as exc:
+            failures.append(exc)
             return None
 
-    async def _open_orders(self, account: str) -> list[VenueOrder] | None:
+    async def _open_orders(self, account: str, failures: list[domain.DomainError]) -> list[VenueOrder] | None:
         try:
             return await self._gateway.open_orders(account)
-        except domain.DomainError:
+        except domain.DomainError as exc:
+            failures.append(exc)
             return None
 
-    async def _tickers(self, venue: str, symbols: list[str]) -> tuple[dict[str, Ticker], bool]:
+    async def _tickers(
+        self, venue: str, symbols: list[str], failures: list[domain.DomainError]
+    ) -> tuple[dict[str, Ticker], bool]:
         try:
             return await self._gateway.tickers(venue, symbols), False
-        except domain.DomainError:
+        except domain.DomainError as exc:
+            failures.append(exc)
             return {}, True  # every order then fails closed with PRICE_UNAVAILABLE
 
     async def _equity_marks(self, account: str, limits: RiskLimits) -> tuple[Decimal | None, Decimal | None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from aiotrade import errors as domain
 from aiotrade.domain import market_rules
 from aiotrade.domain.funding import funding_need
 from aiotrade.domain.market_rules import MarketBreach, PreparedOrder
@@ -42,6 +43,8 @@ class AccountView:
     valuation: Valuation | None  # of the holdings, when a limit needs it
     day_baseline: Decimal | None = None  # first equity recorded today
     peak_equity: Decimal | None = None
+    # The first read that failed because the venue was away (5xx: down, circuit open, timed out), if any.
+    unavailable: domain.DomainError | None = None
 
 
 @dataclass(frozen=True, slots=True)
