@@ -43,30 +43,36 @@ class RiskStore:
         )
 
     async def set_trading_state(self, account: str, state: TradingState, reason: str | None) -> TradingStateView:
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
-            row = await session.get(TradingStateRow, account, with_for_update=True)
-            if row is None:
-                session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
-            else:
-                row.state, row.reason, row.changed_at = state.value, reason, now
-        return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+        return await self._change_state(account, state, reason, only_escalate=False)
 
     async def escalate(self, account: str, state: TradingState, reason: str) -> TradingStateView:
         """Move to ``state`` unless already at it or beyond (HALTED > REDUCING > ACTIVE), atomically."""
-        severity = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
-            row = await session.get(TradingStateRow, account, with_for_update=True)
-            if row is None:
-                session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
-            elif severity.index(TradingState(row.state)) < severity.index(state):
-                row.state, row.reason, row.changed_at = state.value, reason, now
-            else:
-                return TradingStateView(
-                    account=account, state=TradingState(row.state), reason=row.reason, changed_at=row.changed_at
-                )
-        return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+        return await self._change_state(account, state, reason, only_escalate=True)
+
+    async def _change_state(
+        self, account: str, state: TradingState, reason: str | None, *, only_escalate: bool
+    ) -> TradingStateView:
+        # A row lock cannot guard a row that does not exist yet: two first writers (the loss-limit monitor and
+        # an operator, say) may both insert; the loser finds the row on its second try and locks it.
+        for attempt in range(2):
+            now = datetime.now(UTC)
+            try:
+                async with self._sessions.begin() as session:
+                    row = await session.get(TradingStateRow, account, with_for_update=True)
+                    if row is None:
+                        session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
+                    elif not only_escalate or _SEVERITY.index(TradingState(row.state)) < _SEVERITY.index(state):
+                        row.state, row.reason, row.changed_at = state.value, reason, now
+                    else:
+                        return TradingStateView(
+                            account=account, state=TradingState(row.state), reason=row.reason, changed_at=row.changed_at
+                        )
+            except IntegrityError:
+                if attempt:
+                    raise
+                continue
+            return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+        raise AssertionError("unreachable")
 
     async def record_equity(
         self, account: str, quote: str, equity: Decimal, at: datetime | None = None, *, bucket: int | None = None
@@ -110,3 +116,6 @@ class RiskStore:
         async with self._sessions() as session:
             row = await session.get(EquityPeakRow, (account, quote))
         return row.peak if row is not None else None
+
+
+_SEVERITY = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
