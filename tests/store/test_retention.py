@@ -3,18 +3,14 @@ PostgreSQL; orders, their audit trail within retention, fills and the equity pea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.app import retention as retention_of
 from aiotrade.config import RetentionConfig, Settings
-from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.orders import OrderStore
 from aiotrade.store.retention import purge
 from aiotrade.store.tables import (
@@ -30,23 +26,6 @@ from tests.store.test_order_store import pending
 
 NOW = datetime.now(UTC)
 RETENTION = RetentionConfig(audit_days=30, equity_days=60, events_days=7, job_runs_days=2)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
-    yield make_sessions(engine)
-    await engine.dispose()
 
 
 def key(name: str, expires_at: datetime) -> IdempotencyKeyRow:

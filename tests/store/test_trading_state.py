@@ -9,11 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.models.risk import TradingState
 from aiotrade.store.risk import RiskStore
-from tests.store.test_retention import sessions  # noqa: F401 - the SQLite and PostgreSQL fixture
 
 
 async def test_concurrent_first_escalations_both_succeed_and_the_most_severe_wins(
-    sessions: async_sessionmaker[AsyncSession],  # noqa: F811
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     store = RiskStore(sessions)
     for round_ in range(5):
