@@ -196,6 +196,28 @@ def test_risk_parity_matches_scipy_solution_of_spinu_problem(returns):
     np.testing.assert_allclose(got.weights, ref / ref.sum(), atol=1e-6)
 
 
+def _nearly_collinear_returns(rng: np.random.Generator) -> np.ndarray:
+    """Returns driven by one or two common factors with little idiosyncratic noise, as closes of pairs
+    quoted against one another are: correlation matrices with condition numbers up to ~1e8."""
+    n_assets = int(rng.integers(2, 12))
+    n_bars = int(rng.integers(max(30, 2 * n_assets), 200))  # the fewest observations allowed
+    factors = rng.normal(size=(n_bars, int(rng.integers(1, 3))))
+    loadings = rng.normal(size=(factors.shape[1], n_assets))
+    noise = rng.normal(size=(n_bars, n_assets)) * rng.uniform(1e-4, 1e-2)
+    return (factors @ loadings + noise) * 0.01
+
+
+def test_risk_parity_converges_on_nearly_collinear_returns():
+    # Found by the API suite: paper closes made Newton's line search stall on rounding 1e-11 short of
+    # its tolerance, and the allocation came back as a 422 "did not converge".
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        returns = _nearly_collinear_returns(rng)
+        got = calculate_allocations(returns, AllocationMethod.RISK_PARITY)
+        n = returns.shape[1]
+        np.testing.assert_allclose(got.risk_contribution_shares, np.full(n, 1 / n), rtol=1e-6)
+
+
 def test_projection_matches_cvxpy_euclidean_projection():
     cp = importlib.import_module("cvxpy")
     rng = np.random.default_rng(8)
@@ -503,3 +525,36 @@ def test_optimisers_are_never_worse_than_cvxpy_on_random_constraint_sets():
         assert best.sharpe_ratio >= ref_sharpe - 1e-9, seed
         checked += 1
     assert checked >= 10
+
+
+def test_optimisers_converge_on_nearly_collinear_returns_and_match_cvxpy():
+    # Found beside the risk-parity stall: on ill-conditioned covariances the active-set solver stepped
+    # along rounding noise (|p| ~ 1e-11 at the optimum) until its iteration budget ran out.
+    cp = importlib.import_module("cvxpy")
+    rng = np.random.default_rng(17)
+    checked = 0
+    for _ in range(40):
+        data = _nearly_collinear_returns(rng) + rng.normal(0.0005, 0.001, 1)
+        n = data.shape[1]
+        cov = np.cov(data, rowvar=False) * PPY
+        excess = data.mean(axis=0) * PPY
+        w = cp.Variable(n)
+        ref_var = cp.Problem(cp.Minimize(cp.quad_form(w, cov, assume_PSD=True)), [cp.sum(w) == 1, w >= 0]).solve(
+            "CLARABEL"
+        )
+        min_var = calculate_allocations(data, "min_variance")
+        assert min_var.volatility**2 <= ref_var * (1 + 1e-6)
+        try:
+            best = calculate_allocations(data, "max_sharpe")
+        except AllocationInputError as exc:
+            assert "max_sharpe is undefined" in str(exc)
+            assert np.all(excess <= 1e-12)  # long-only: no asset beats the default risk-free rate 0
+            continue
+        y = cp.Variable(n)
+        cp.Problem(cp.Minimize(cp.quad_form(y, cov, assume_PSD=True)), [excess @ y == 1, y >= 0]).solve(
+            "CLARABEL"
+        )
+        ref_sharpe = excess @ y.value / np.sqrt(y.value @ cov @ y.value)
+        assert best.sharpe_ratio >= ref_sharpe * (1 - 1e-6)
+        checked += 1
+    assert checked >= 20
