@@ -551,9 +551,7 @@ def test_optimisers_converge_on_nearly_collinear_returns_and_match_cvxpy():
             assert np.all(excess <= 1e-12)  # long-only: no asset beats the default risk-free rate 0
             continue
         y = cp.Variable(n)
-        cp.Problem(cp.Minimize(cp.quad_form(y, cov, assume_PSD=True)), [excess @ y == 1, y >= 0]).solve(
-            "CLARABEL"
-        )
+        cp.Problem(cp.Minimize(cp.quad_form(y, cov, assume_PSD=True)), [excess @ y == 1, y >= 0]).solve("CLARABEL")
         ref_sharpe = excess @ y.value / np.sqrt(y.value @ cov @ y.value)
         assert best.sharpe_ratio >= ref_sharpe * (1 - 1e-6)
         checked += 1
