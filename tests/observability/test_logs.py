@@ -29,6 +29,7 @@ from tests.observability.logcapture import Captured, captured_logs
 
 SIGNATURE = "5f2b" + secrets.token_hex(30)
 API_KEY = "at_" + secrets.token_urlsafe(32)
+TICKET = "wt_" + secrets.token_urlsafe(24)
 MESSAGE = f"GET https://api.binance.com/api/v3/account?timestamp=1&signature={SIGNATURE} failed for key {API_KEY}"
 
 
@@ -159,6 +160,7 @@ def test_the_request_id_is_on_every_line_while_bound_and_only_then() -> None:
         ("apiKey=k123 secret=s456", "k123"),
         ("apiKey=k123 secret=s456", "s456"),
         (f"key {API_KEY} used", API_KEY),
+        (f"GET /api/v1/portfolio/live/stream?ticket={TICKET} 101", TICKET),
         (f"Authorization: Bearer {'x' * 20}", "x" * 20),
         ("{'authorization': 'Basic dXNlcjpwYXNz'}", "dXNlcjpwYXNz"),
         ("(b'authorization', b'Bearer tok.en-1')", "tok.en-1"),

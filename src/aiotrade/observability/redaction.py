@@ -1,7 +1,8 @@
 """What must never be written to a log line, a traceback or a span: one function for text, one for values.
 
 Covers what `aiotrade.exchange.errors.redact` covers (signatures, exchange API keys, secrets, passwords) and our
-own credentials: API keys (``at_`` + at least 40 urlsafe characters) and ``Authorization`` / ``Bearer`` values.
+own credentials: API keys (``at_`` + at least 40 urlsafe characters), WebSocket tickets (``wt_`` + at least 30;
+single-use, but a logged one must not be the one that opens a stream) and ``Authorization`` / ``Bearer`` values.
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ REDACTED = "[REDACTED]"
 # A cheap first look (lower() and substring tests are ~10x faster than one alternation regex): text without
 # any of these cannot match a pattern below, and most log text has none.
 # Every pattern below and every name in SECRET_KEYS contains one of them (a test says so).
-_TRIGGERS = ("signature", "key", "secret", "password", "at_", "bearer", "authorization", "token", "passphrase")
-_OUR_API_KEY = re.compile(r"(?<![A-Za-z0-9_-])at_[A-Za-z0-9_-]{40,}")
+_TRIGGERS = (
+    "signature",
+    "key",
+    "secret",
+    "password",
+    "at_",
+    "wt_",
+    "ticket",
+    "bearer",
+    "authorization",
+    "token",
+    "passphrase",
+)
+_OUR_CREDENTIAL = re.compile(r"(?<![A-Za-z0-9_-])(?:at_[A-Za-z0-9_-]{40,}|wt_[A-Za-z0-9_-]{30,})")
 _AUTHORIZATION = re.compile(
     r"(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|basic|token)\s+)?[^\s\"',;}]+", re.IGNORECASE
 )
@@ -39,6 +52,7 @@ SECRET_KEYS = frozenset(
         "authorization",
         "token",
         "access_token",
+        "ticket",
     }
 )
 
@@ -48,7 +62,7 @@ def redact_text(text: str) -> str:
     if not might_hold_secret(text):
         return text
     text = redact_exchange_secrets(text)
-    text = _OUR_API_KEY.sub(REDACTED, text)
+    text = _OUR_CREDENTIAL.sub(REDACTED, text)
     text = _AUTHORIZATION.sub(r"\1" + REDACTED, text)
     return _BEARER.sub(r"\1" + REDACTED, text)
 
