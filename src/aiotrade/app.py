@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from aiotrade.api.auth import install_guards, open_auth
 from aiotrade.api.limits import BodySizeLimit
-from aiotrade.api.middleware import Drain, RequestContext
+from aiotrade.api.middleware import Drain, RequestContext, StartupRefusals
 from aiotrade.api.openapi import document_problems
 from aiotrade.api.problems import install_problem_handlers
 from aiotrade.api.routers import accounts, admin, health, live_stream, market, orders, portfolio, risk
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id, drain=drain
     )
+    app.add_middleware(StartupRefusals)  # lifespan only: a refusal to start is logged as its message alone
     tracing = configure_tracing(
         app,
         enabled=settings.tracing.enabled,

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class StartupRefused(RuntimeError):
+    """A reason not to start at all (a configuration the operator must change). Its message is the whole
+    report: `api.middleware.StartupRefusals` gives uvicorn that line instead of a traceback."""
+
+
 @dataclass(frozen=True, slots=True)
 class InvalidParam:
     """One offending input: where it is (`query.symbol`, `body.amount`) and why it was refused."""

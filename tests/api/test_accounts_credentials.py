@@ -6,12 +6,15 @@ Real stack: the paper exchange serves Binance's API-key restrictions endpoint an
 
 from __future__ import annotations
 
+import logging
 import secrets
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
+from uvicorn.lifespan.on import LifespanOn
 
 from aiotrade.app import create_app
 from aiotrade.config import PAPER_API_KEY, PAPER_SECRET, AccountConfig, Settings
@@ -92,3 +95,32 @@ async def test_exchange_secrets_come_from_files_and_never_show_in_logs_errors_or
     assert "/api/v3/account" in logged.text  # ccxt's debug lines of the signed requests are in the log
     assert "-1022" in seen  # the venue's refusal of the wrong secret was logged or answered
     assert secret not in seen and api_key not in seen
+
+
+async def test_uvicorn_reports_the_refusal_as_its_message_without_a_traceback(tmp_path: Path) -> None:
+    # What an operator sees from `python -m aiotrade serve`: uvicorn's lifespan, fed the app as serve feeds it.
+    hot = PaperAccountConfig(api_key="hot-key", secret="hot-secret", balances=BALANCES, enable_withdrawals=True)
+    accounts = {"hot": AccountConfig(venue="paper", api_key="hot-key", secret="hot-secret")}
+    async with PaperExchange(paper_with(hot)) as paper:
+        app = create_app(stack_settings(paper.url, tmp_path, accounts=accounts, default_account="hot"))
+        lifespan = LifespanOn(uvicorn.Config(app, lifespan="on"))
+        failures = _Messages()
+        lifespan.logger.addHandler(failures)
+        try:
+            await lifespan.startup()
+        finally:
+            lifespan.logger.removeHandler(failures)
+    assert lifespan.should_exit  # serve stops
+    refusal, *_ = failures.messages
+    assert refusal.startswith("aiotrade: refusing to start: the venue says the API key of account(s) hot")
+    assert "Traceback" not in "\n".join(failures.messages)
+    assert "hot-secret" not in "\n".join(failures.messages)
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
@@ -37,6 +38,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiotrade.api.problems import problem_response
+from aiotrade.errors import StartupRefused
 from aiotrade.observability import metrics
 from aiotrade.observability.logs import AccessLog, reset_request_id, set_request_id
 
@@ -233,6 +235,31 @@ class RequestContext:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 request_id=request_id,
             )
+
+
+class StartupRefusals:
+    """Pure ASGI middleware: a start-up stopped by `errors.StartupRefused` is reported as its message alone.
+
+    Starlette answers a failed lifespan start with the whole traceback as the failure's message, which
+    uvicorn logs; for a refusal the operator has to act on (a key that may withdraw), that buries the one
+    line that matters. The lifespan's exception is the one being handled while Starlette sends the failure.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_refusal_plainly(message: Message) -> None:
+            refusal = sys.exception()
+            if message["type"] == "lifespan.startup.failed" and isinstance(refusal, StartupRefused):
+                message = {**message, "message": f"aiotrade: {refusal}"}
+            await send(message)
+
+        await self.app(scope, receive, send_refusal_plainly)
 
 
 def route_template(scope: Scope) -> str:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 RESTRICTIONS_TIMEOUT_S = 5.0
 
 
-class WithdrawalKeyRefused(RuntimeError):
+class WithdrawalKeyRefused(domain.StartupRefused):
     """An account's API key may withdraw funds and the account does not allow it: we do not start."""
 
 
