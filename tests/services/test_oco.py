@@ -79,6 +79,20 @@ async def test_an_oco_is_one_order_list_on_the_venue_with_two_legs_of_ours_place
     assert {o["status"] for o in on_venue(stack)} == {"CANCELED"}
 
 
+async def test_cancelling_one_leg_records_the_other_as_cancelled_at_once(stack: Stack) -> None:
+    created = await stack.api.post(LISTS, json=sell_oco(await last(stack)), headers={"Idempotency-Key": "one-leg"})
+    assert created.status_code == 201, created.text
+    limit, stop = created.json()["orders"]
+
+    cancelled = await stack.api.delete(f"{ACCOUNT}/orders/{limit['id']}")
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "CANCELED"), cancelled.text
+    # The store, not a refresh on read: the history (and so the stream) has the other leg's end already.
+    history = await stack.api.get(f"{ACCOUNT}/orders", params={"symbol": "BTC/USDT"})
+    statuses = {o["id"]: o["status"] for o in history.json()["orders"]}
+    assert (statuses[limit["id"]], statuses[stop["id"]]) == ("CANCELED", "CANCELED")
+
+
 async def test_the_gate_judges_every_leg_funds_them_once_and_counts_both_as_open(stack: Stack) -> None:
     price = await last(stack)
     held = (await stack.gateway.balances("paper")).free("BTC")
@@ -147,7 +161,9 @@ async def test_when_the_stop_triggers_and_fills_the_other_leg_expires_and_reconc
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the reconciler's passes, as they come in production
         await reconcile(stack.gateway, store, stack.settings.orders, stack.app.state.risk_store)
-        if (await store.get("paper", stop_id)).status.value == "FILLED":
+        # Both legs ended: a pass may look at the limit leg just before the stop triggers and fills.
+        legs = [await store.get("paper", leg) for leg in (stop_id, limit_id)]
+        if all(leg.status.is_terminal for leg in legs):
             break
         await asyncio.sleep(0.5)
     stopped, expired = await store.get("paper", stop_id), await store.get("paper", limit_id)

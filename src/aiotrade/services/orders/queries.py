@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
 from aiotrade import errors as domain
 from aiotrade.exchange.gateway import ExchangeGateway
-from aiotrade.models.orders import Order, OrderPage, OrderStatus
+from aiotrade.models.orders import Order, OrderPage, OrderStatus, leg_ids, list_id_of
 from aiotrade.services.orders.settlement import refresh
 from aiotrade.store.orders import OrderFilter, OrderStore, StoredOrder
 
@@ -66,7 +67,21 @@ async def cancel_order(gateway: ExchangeGateway, store: OrderStore, account: str
     if refreshed is None:
         raise domain.OrderNotFound(f"the exchange does not know order {order.client_order_id}")
     await store.audit(account, order.client_order_id, "cancel_outcome", status=refreshed.status)
+    await _refresh_other_legs(gateway, store, order)
     return refreshed.as_order()
+
+
+async def _refresh_other_legs(gateway: ExchangeGateway, store: OrderStore, order: StoredOrder) -> None:
+    """Cancelling one leg of an OCO cancels its list on the venue: record the other leg's end now, so the
+    history and the stream say so at once rather than on the reconciler's next pass."""
+    list_id = list_id_of(order.client_order_id)
+    if list_id is None:
+        return
+    for leg_id in leg_ids(list_id):
+        leg = await store.get(order.account, leg_id) if leg_id != order.client_order_id else None
+        if leg is not None and not leg.status.is_terminal:
+            with contextlib.suppress(domain.UpstreamError):  # the venue is away: a later reconciler pass
+                await refresh(gateway, store, leg)
 
 
 async def _known(gateway: ExchangeGateway, store: OrderStore, account: str, order_id: str) -> StoredOrder:
