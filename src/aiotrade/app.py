@@ -33,7 +33,6 @@ from aiotrade.jobs.leadership import JOBS_LEASE, Leadership, holder_id
 from aiotrade.jobs.warmup import warm_up
 from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.observability.metrics import mark_process_dead
-from aiotrade.observability.tracing import configure_tracing
 from aiotrade.services import live
 from aiotrade.services.accounts import refuse_withdrawal_keys
 from aiotrade.services.orders.reconciliation import reconcile
@@ -187,12 +186,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContext, access_log=settings.access_log, trust_request_id=settings.trust_request_id, drain=drain
     )
     app.add_middleware(StartupRefusals)  # lifespan only: a refusal to start is logged as its message alone
-    tracing = configure_tracing(
-        app,
-        enabled=settings.tracing.enabled,
-        service_name=settings.tracing.service_name,
-        exporter=settings.tracing.exporter,
-    )
+    tracing = None
+    if settings.tracing.enabled:  # the tracing extra: imported only when it is used
+        from aiotrade.observability.tracing import configure_tracing
+
+        tracing = configure_tracing(
+            app, enabled=True, service_name=settings.tracing.service_name, exporter=settings.tracing.exporter
+        )
     app.state.tracing = tracing
     app.state.drain = drain
     app.include_router(health.router)

@@ -8,6 +8,7 @@ setting fails at start-up with a message that names it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -234,6 +235,21 @@ class TracingConfig(BaseModel):
     enabled: bool = False
     service_name: str = Field(default="aiotrade", min_length=1, max_length=64)
     exporter: Literal["console", "otlp", "memory"] = "console"
+
+    @model_validator(mode="after")
+    def _needs_the_extra(self) -> TracingConfig:
+        # The OpenTelemetry SDK and instrumentations are the `tracing` extra; a plain install (the image)
+        # has only what FastAPI pulls in. Said at start-up, not as an ImportError on the first request.
+        if self.enabled:
+            try:
+                for module in ("opentelemetry.sdk.trace", "opentelemetry.instrumentation.fastapi"):
+                    importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(
+                    f"tracing is enabled but OpenTelemetry is not installed ({exc.name}): "
+                    "pip install 'aiotrade[tracing]'"
+                ) from exc
+        return self
 
 
 class PaperEmbedConfig(BaseModel):

@@ -3,7 +3,10 @@ signature or a key, while a raw exporter beside it (the control) sees them."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +154,30 @@ def test_tracing_is_off_unless_asked() -> None:
     app = FastAPI()
     assert configure_tracing(app, enabled=False) is None
     assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+
+
+# What the image has: `pip install .` without the tracing extra (FastAPI brings opentelemetry-api alone).
+_WITHOUT_THE_EXTRA = """
+import sys
+for name in ("opentelemetry.sdk", "opentelemetry.instrumentation"):
+    sys.modules[name] = None  # as if not installed: any import of it or below raises ImportError
+from aiotrade.app import create_app
+from aiotrade.config import Settings
+app = create_app(Settings())
+assert app.state.tracing is None
+try:
+    Settings(tracing={"enabled": True})
+except ValueError as exc:
+    print(exc)
+else:
+    raise SystemExit("tracing was enabled without OpenTelemetry")
+"""
+
+
+def test_the_app_builds_without_the_tracing_extra_and_enabling_it_there_says_what_to_install(tmp_path: Path) -> None:
+    env = {**os.environ, "AIOTRADE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_THE_EXTRA], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pip install 'aiotrade[tracing]'" in done.stdout and "tracing" in done.stdout
