@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from aiotrade import errors as domain
+from aiotrade.api.problems import install_problem_handlers
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.asyncio
@@ -70,3 +73,27 @@ async def test_oversized_body_is_413(stack: Stack) -> None:
         headers={"content-type": "application/json"},
     )
     assert_problem(response, 413)
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after"),
+    [
+        (domain.UpstreamUnavailable("the venue did not answer any send"), "2"),  # names no wait of its own
+        (domain.ComputeBusy("busy"), "2"),
+        (domain.UpstreamUnavailable("paused by the venue", retry_after_s=7.2), "8"),  # its own wait, rounded up
+        (domain.TooManyRequests("over the key's rate", retry_after_s=0.2), "1"),  # never 0
+    ],
+)
+async def test_every_503_and_429_says_when_to_ask_again(error: domain.DomainError, retry_after: str) -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/fails")
+    async def fails() -> None:
+        raise error
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        answer = await client.get("/fails")
+    assert answer.status_code in (429, 503)
+    assert answer.headers["Retry-After"] == retry_after
+    assert answer.headers["content-type"] == "application/problem+json"

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:aiotrade:problem:"
+# For a 503 or 429 whose cause names no wait of its own (the venue unreachable after every send, a service
+# starting): about the circuit breaker's half-open probe, so a retry meets a venue that was looked at again.
+DEFAULT_RETRY_AFTER_S = 2
 
 
 def problem_response(
@@ -51,6 +54,9 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    if status in (429, 503) and not any(name.lower() == "retry-after" for name in headers or {}):
+        # Every "not now" says when to ask again; a caller that knows no better waits this long.
+        headers = {**(headers or {}), "Retry-After": str(DEFAULT_RETRY_AFTER_S)}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
