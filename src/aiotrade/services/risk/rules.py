@@ -188,7 +188,8 @@ def _judge_one(
             )
         )
     if order.side == "buy" and amount is not None and last is not None:
-        position = (held + amount) * last
+        mark = _exposure_price(order, last)
+        position = (held + amount) * mark
         if limits.max_position_notional is not None and position > limits.max_position_notional:
             out.append(
                 Violation(
@@ -201,11 +202,11 @@ def _judge_one(
             gross = view.valuation.gross_exposure(ledger.holdings) if view.valuation is not None else None
             if gross is None:
                 out.append(Violation(code="EXPOSURE_UNAVAILABLE", message="a holding cannot be priced"))
-            elif gross + amount * last > limits.max_gross_exposure:
+            elif gross + amount * mark > limits.max_gross_exposure:
                 out.append(
                     Violation(
                         code="GROSS_EXPOSURE_EXCEEDS_MAX",
-                        message=f"gross exposure would be {gross + amount * last:.2f}; "
+                        message=f"gross exposure would be {gross + amount * mark:.2f}; "
                         f"the limit is {limits.max_gross_exposure}",
                     )
                 )
@@ -315,6 +316,19 @@ def _consume(ledger: _Ledger, market: Market, side: str, amount: Decimal, asset:
     ledger.free[asset] = ledger.free.get(asset, ZERO) - required
     sign = 1 if side == "buy" else -1
     ledger.holdings[market.base] = ledger.holdings.get(market.base, ZERO) + sign * amount
+
+
+def _exposure_price(order: PreparedOrder, last: Decimal) -> Decimal:
+    """The price a buy's position and exposure are valued at: the last price, or for a stop the higher of the
+    last price and the price it executes at once triggered (its limit price; a stop without one, its trigger).
+
+    A buy stop-loss triggers above the market and buys at up to its limit: valued at the last price, the
+    position it opens would be understated. A take-profit buy triggers below the market: the last price bounds it.
+    """
+    if order.stop_price is None:
+        return last
+    executes_at = order.price if order.price is not None else order.stop_price
+    return max(last, executes_at)
 
 
 def _open_order_ids(venue_open: Sequence[VenueOrder], in_flight: Sequence[StoredOrder]) -> set[str]:
