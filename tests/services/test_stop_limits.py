@@ -11,23 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.api.test_problems import assert_problem
+from tests.services.test_oco import LISTS, at, last
 from tests.support.stack import Stack
 
 ACCOUNT = "/api/v1/accounts/paper"
 ORDERS = f"{ACCOUNT}/orders"
-LISTS = f"{ACCOUNT}/order-lists"
-TICK = Decimal("0.01")
 AMOUNT = Decimal("0.01")
-
-
-async def last(stack: Stack) -> Decimal:
-    price = (await stack.gateway.ticker("paper", "BTC/USDT")).last
-    assert price is not None
-    return price
-
-
-def at(price: Decimal, factor: str) -> Decimal:
-    return (price * Decimal(factor)).quantize(TICK)
 
 
 def buy_stop(price: Decimal) -> dict[str, str]:
