@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiotrade.models.orders import UNSETTLED_STATUSES
 from aiotrade.models.risk import TradingState, TradingStateView
 from aiotrade.store.orders import NewOrder, StoredOrder, add_pending, stored
+from aiotrade.store.risk import change_trading_state
 from aiotrade.store.tables import IdempotencyKeyRow, OrderRow, TradingStateRow
 
 Verdict = TypeVar("Verdict")
@@ -135,15 +136,10 @@ class GateStore:
 
     async def set_trading_state(self, account: str, state: TradingState, reason: str | None) -> TradingStateView:
         """Set the trading state inside the account's critical section: every order admitted before it is
-        recorded (so a halt can find it), and none is admitted after it under the old state."""
-        now = datetime.now(UTC)
+        recorded (so a halt can find it), and none is admitted after it under the old state. The write is
+        `change_trading_state`'s, shared with `RiskStore`: racing its first write is safe."""
         async with self._locked(account) as session:
-            row = await session.get(TradingStateRow, account)
-            if row is None:
-                session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
-            else:
-                row.state, row.reason, row.changed_at = state.value, reason, now
-        return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+            return await change_trading_state(session, account, state, reason)
 
     @contextlib.asynccontextmanager
     async def _locked(self, account: str) -> AsyncIterator[AsyncSession]:

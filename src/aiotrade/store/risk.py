@@ -1,4 +1,8 @@
-"""Risk state shared by every replica: limits, trading state, equity history and its running peak."""
+"""Risk state shared by every replica: limits, trading state, equity history and its running peak.
+
+`change_trading_state` is the one way the trading state is written — by `RiskStore` (an operator, the
+loss-limit monitor) and by `GateStore` inside the account's critical section (the kill switch) alike.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,50 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.models.risk import RiskLimits, TradingState, TradingStateView
 from aiotrade.store.tables import EquityPeakRow, EquityRow, RiskLimitsRow, TradingStateRow
+
+
+async def change_trading_state(
+    session: AsyncSession, account: str, state: TradingState, reason: str | None, *, only_escalate: bool = False
+) -> TradingStateView:
+    """Set the account's trading state in ``session``'s transaction (committed with it) and return it.
+
+    With ``only_escalate`` the state only moves up (HALTED > REDUCING > ACTIVE) and the stored one is returned
+    when it is already there or beyond. Writers racing to create the row all succeed: one inserts, the others
+    wait for it, then lock it and apply their change to it in turn — no IntegrityError, no retry.
+    """
+    now = datetime.now(UTC)
+    # A row lock cannot guard a row that does not exist yet; the unique key can: a conflicting insert waits for
+    # the other writer's transaction and then does nothing, leaving a row to lock.
+    dialect = (await session.connection()).dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted = await session.scalar(
+        insert(TradingStateRow)
+        .values(account=account, state=state.value, reason=reason, changed_at=now)
+        .on_conflict_do_nothing(index_elements=[TradingStateRow.account])
+        .returning(TradingStateRow.account)
+    )
+    if inserted is None:
+        # The conflicting row exists by now (its writer committed; rows are never deleted): lock it.
+        row = (
+            await session.execute(
+                select(TradingStateRow)
+                .where(TradingStateRow.account == account)
+                .with_for_update()
+                .execution_options(populate_existing=True)  # the session may hold an older copy (the gate's read)
+            )
+        ).scalar_one()
+        if only_escalate and _SEVERITY.index(TradingState(row.state)) >= _SEVERITY.index(state):
+            return TradingStateView(
+                account=account, state=TradingState(row.state), reason=row.reason, changed_at=row.changed_at
+            )
+        row.state, row.reason, row.changed_at = state.value, reason, now
+    return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
 
 
 class RiskStore:
@@ -43,36 +86,13 @@ class RiskStore:
         )
 
     async def set_trading_state(self, account: str, state: TradingState, reason: str | None) -> TradingStateView:
-        return await self._change_state(account, state, reason, only_escalate=False)
+        async with self._sessions.begin() as session:
+            return await change_trading_state(session, account, state, reason)
 
     async def escalate(self, account: str, state: TradingState, reason: str) -> TradingStateView:
         """Move to ``state`` unless already at it or beyond (HALTED > REDUCING > ACTIVE), atomically."""
-        return await self._change_state(account, state, reason, only_escalate=True)
-
-    async def _change_state(
-        self, account: str, state: TradingState, reason: str | None, *, only_escalate: bool
-    ) -> TradingStateView:
-        # A row lock cannot guard a row that does not exist yet: two first writers (the loss-limit monitor and
-        # an operator, say) may both insert; the loser finds the row on its second try and locks it.
-        for attempt in range(2):
-            now = datetime.now(UTC)
-            try:
-                async with self._sessions.begin() as session:
-                    row = await session.get(TradingStateRow, account, with_for_update=True)
-                    if row is None:
-                        session.add(TradingStateRow(account=account, state=state.value, reason=reason, changed_at=now))
-                    elif not only_escalate or _SEVERITY.index(TradingState(row.state)) < _SEVERITY.index(state):
-                        row.state, row.reason, row.changed_at = state.value, reason, now
-                    else:
-                        return TradingStateView(
-                            account=account, state=TradingState(row.state), reason=row.reason, changed_at=row.changed_at
-                        )
-            except IntegrityError:
-                if attempt:
-                    raise
-                continue
-            return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
-        raise AssertionError("unreachable")
+        async with self._sessions.begin() as session:
+            return await change_trading_state(session, account, state, reason, only_escalate=True)
 
     async def record_equity(
         self, account: str, quote: str, equity: Decimal, at: datetime | None = None, *, bucket: int | None = None
