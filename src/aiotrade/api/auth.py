@@ -6,6 +6,13 @@ The promises:
 - A verified key is cached at most ``auth.cache_ttl_s`` (≤ 5 s): a new key works at once (a key not in the
   cache is looked up, one query per key however many requests wait for it), a revoked one stops working on
   every replica within the TTL. Within it, checking a key costs one SHA-256 and a dict look-up.
+- A well-formed key the store does not know (or knows as revoked) is remembered as such for the same TTL,
+  in a bounded cache of its own (a flood of unknown keys neither queries per request nor evicts known keys).
+  A key made through this process (`create_key` with its authenticator) is forgotten there at once; a key
+  made elsewhere that someone tried here just before it existed works here within the TTL.
+- An admin key grants and revokes only within its own power: the new (or revoked) key's accounts are among
+  the caller's (``*`` only from a caller holding ``*``) and its scopes among the caller's, else 403 naming the
+  field, never which accounts exist. The operator (``keys create``/``revoke`` on the CLI) has every power.
 - Every request outside the open paths needs a valid key: 401 otherwise, before the body is read. A key over
   its rate limit gets 429 with ``Retry-After`` and ``RateLimit-*``; a limited key's answers carry ``RateLimit-*``.
   Scopes and accounts are then checked per route (`api/security.py`).
@@ -26,6 +33,7 @@ import logging
 import math
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -89,8 +97,21 @@ def info(key: StoredKey) -> ApiKeyInfo:
     )  # fmt: skip
 
 
-async def create_key(store: ApiKeyStore, settings: Settings, request: NewApiKey, *, created_by: str) -> CreatedApiKey:
-    """Make a key on configured accounts (or ``*``); 422 for an unknown account, 409 for a name in use."""
+async def create_key(
+    store: ApiKeyStore,
+    settings: Settings,
+    request: NewApiKey,
+    *,
+    created_by: str,
+    granted_by: Principal | None = None,
+    authenticator: Authenticator | None = None,
+) -> CreatedApiKey:
+    """Make a key on configured accounts (or ``*``); 403 when it would exceed ``granted_by``'s own accounts or
+    scopes (None: the operator, who may grant anything), 422 for an unknown account, 409 for a name in use.
+    The key works at once through ``authenticator`` (this process's), even if it was tried before it existed."""
+    if granted_by is not None:
+        check_within_power(granted_by, request.scopes, request.accounts, action="grant")
+    # After the power check: a caller limited to some accounts learns nothing about the others.
     unknown = [a for a in request.accounts if a != ALL_ACCOUNTS and a not in settings.accounts]
     if unknown:
         raise domain.InvalidInput.param("accounts", f"not configured: {', '.join(unknown)}")
@@ -104,16 +125,39 @@ async def create_key(store: ApiKeyStore, settings: Settings, request: NewApiKey,
         )  # fmt: skip
     except KeyNameTaken:
         raise domain.Conflict(f"an active API key is already named {request.name!r}; revoke it first") from None
+    if authenticator is not None:
+        authenticator.forget(digest)
     log.info("API key %s (%s) created by %s", stored.key_id, stored.name, created_by)
     return CreatedApiKey(**info(stored).model_dump(), key=secret)
 
 
-async def revoke_key(store: ApiKeyStore, name: str) -> ApiKeyInfo:
+async def revoke_key(store: ApiKeyStore, name: str, *, revoked_by: Principal | None = None) -> ApiKeyInfo:
+    """Revoke the active key of this name; 404 when there is none, 403 when its accounts or scopes exceed
+    ``revoked_by``'s own (None: the operator): a limited admin may not cut off a wider key, the operator's."""
+    if revoked_by is not None:
+        target = next((k for k in await store.list() if k.name == name and k.active), None)
+        if target is None:
+            raise domain.NotFound(f"no active API key is named {name!r}")
+        check_within_power(revoked_by, [KeyScope(s) for s in target.scopes], target.accounts, action="revoke")
     revoked = await store.revoke(name)
     if revoked is None:
         raise domain.NotFound(f"no active API key is named {name!r}")
     log.info("API key %s (%s) revoked", revoked.key_id, revoked.name)
     return info(revoked)
+
+
+def check_within_power(
+    caller: Principal, scopes: Collection[KeyScope], accounts: Collection[str], *, action: str
+) -> None:
+    """403 unless every scope is the caller's and every account is the caller's (``*`` only for a caller
+    with ``*``, who may name any account). The refusal names the field, never an account."""
+    if ALL_ACCOUNTS not in caller.accounts and any(a == ALL_ACCOUNTS or a not in caller.accounts for a in accounts):
+        reason = f"this API key may {action} only accounts it holds itself"
+        raise domain.Forbidden(f"accounts: {reason}", invalid_params=[domain.InvalidParam("accounts", reason)])
+    beyond = sorted(s.value for s in scopes if s not in caller.scopes)
+    if beyond:
+        reason = f"this API key may {action} only scopes it holds itself (not {', '.join(beyond)})"
+        raise domain.Forbidden(f"scopes: {reason}", invalid_params=[domain.InvalidParam("scopes", reason)])
 
 
 async def list_keys(store: ApiKeyStore) -> list[ApiKeyInfo]:
@@ -152,17 +196,31 @@ async def ensure_dev_key(store: ApiKeyStore, settings: Settings) -> Path:
         NewKey(key_id_of(digest), digest, DEV_KEY_NAME, [s.value for s in KeyScope], [ALL_ACCOUNTS], 0, "dev"),
         replace_active=True,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secret + "\n")
-    _restrict(path)
+    _write_private(path, secret + "\n")
     log.info("local API key %s written to %s", key_id_of(digest), path)
     return path
 
 
 def _restrict(path: Path) -> None:
     os.chmod(path, 0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with a file holding ``text`` that was never readable by others: a 0600 file of its
+    own in the same directory, renamed over it (an existing file, whatever its mode or links, never holds
+    the new text). Synchronous like the rest of start-up's file work: one tiny file, once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # ----- verification and its cache ----------------------------------------------------------------------------
@@ -175,14 +233,26 @@ class _Cached:
 
 
 class Authenticator:
-    """Verifies keys against the store, caching verified ones for ``ttl_s`` (see the module docstring)."""
+    """Verifies keys against the store, caching verified ones and unknown ones for ``ttl_s`` (see the module
+    docstring); at most ``cache_limit`` of each."""
 
-    def __init__(self, store: ApiKeyStore, *, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: ApiKeyStore,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        cache_limit: int = _CACHE_LIMIT,
+    ) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self._clock = clock
+        self._limit = cache_limit
         self._cache: dict[str, _Cached] = {}
+        # slot -> until, in insertion order, which is expiry order (one TTL for all): oldest first.
+        self._unknown: dict[str, float] = {}
         self._loading: dict[str, asyncio.Task[Principal | None]] = {}
+        self._forgets = 0  # a load that saw a forget() while in flight does not remember its "unknown"
         self.lookups = 0  # store queries made (for tests and benchmarks)
 
     async def verify(self, secret: str) -> Principal | None:
@@ -196,33 +266,54 @@ class Authenticator:
         """The principal of an active key by its id (a ticket's key, checked again when the ticket is used)."""
         return await self._cached("id:" + key_id, lambda: self.store.by_id(key_id))
 
+    def forget(self, digest: str) -> None:
+        """Drop what this process remembers of the key with this digest: a key just made works here at once,
+        even if it was tried (and found unknown) before it existed."""
+        self._forgets += 1
+        self._unknown.pop(digest, None)
+        self._cache.pop(digest, None)
+        self._loading.pop(digest, None)  # a query in flight may predate the key: later callers ask again
+
     async def _cached(self, slot: str, load: Callable[[], Awaitable[StoredKey | None]]) -> Principal | None:
+        now = self._clock()
         hit = self._cache.get(slot)
-        if hit is not None and hit.until > self._clock():
+        if hit is not None and hit.until > now:
             return hit.principal
+        if self._unknown.get(slot, 0.0) > now:
+            return None
         task = self._loading.get(slot)
         if task is None:  # one query per key, however many requests wait for it
             task = asyncio.ensure_future(self._load(slot, load))
             self._loading[slot] = task
-            task.add_done_callback(lambda _: self._loading.pop(slot, None))
+            task.add_done_callback(lambda done: self._loading.pop(slot) if self._loading.get(slot) is done else None)
         return await asyncio.shield(task)
 
     async def _load(self, slot: str, load: Callable[[], Awaitable[StoredKey | None]]) -> Principal | None:
         self.lookups += 1
+        forgets = self._forgets
         stored = await load()
-        if stored is None or not stored.active:
+        if stored is None or not stored.active:  # revoked is for ever, like unknown until made
             self._cache.pop(slot, None)
+            if forgets == self._forgets:
+                self._remember_unknown(slot)
             return None
         principal = principal_of(stored)
-        if len(self._cache) >= _CACHE_LIMIT:
+        if len(self._cache) >= self._limit:
             self._sweep()
         self._cache[slot] = _Cached(principal, self._clock() + self.ttl_s)
         return principal
 
     def _sweep(self) -> None:
         now = self._clock()
-        for slot in [s for s, c in self._cache.items() if c.until <= now] or list(self._cache)[: _CACHE_LIMIT // 10]:
+        for slot in [s for s, c in self._cache.items() if c.until <= now] or list(self._cache)[: self._limit // 10]:
             del self._cache[slot]
+
+    def _remember_unknown(self, slot: str) -> None:
+        now = self._clock()
+        self._unknown.pop(slot, None)  # re-inserted at the end: the order stays the expiry order
+        while self._unknown and (len(self._unknown) >= self._limit or next(iter(self._unknown.values())) <= now):
+            del self._unknown[next(iter(self._unknown))]  # the expired, then the oldest: O(1) each
+        self._unknown[slot] = now + self.ttl_s
 
 
 def principal_of(key: StoredKey) -> Principal:

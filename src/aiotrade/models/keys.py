@@ -26,9 +26,12 @@ class NewApiKey(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=KEY_NAME_PATTERN, description="Unique among active keys.")
-    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    scopes: list[Scope] = Field(min_length=1, max_length=3, description="Only scopes the calling key holds.")
     accounts: list[str] = Field(
-        min_length=1, max_length=100, description="Configured accounts the key may act on; `*`: every one."
+        min_length=1,
+        max_length=100,
+        description="Configured accounts the key may act on; `*`: every one. Only accounts the calling key "
+        "holds (`*` only from a key with `*`).",
     )
     rate_limit: float | None = Field(
         default=None, ge=0, le=100_000, description="Inbound requests per second; 0: unlimited; default: 20."

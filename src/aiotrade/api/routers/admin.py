@@ -1,10 +1,12 @@
-"""Administration over REST: API keys (make, list, revoke) and the metrics exposition. Scope `admin`."""
+"""Administration over REST: API keys (make, list, revoke) and the metrics exposition. Scope `admin`.
+
+An admin key makes and revokes keys only within its own accounts and scopes (`auth.check_within_power`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from aiotrade.api import auth
@@ -27,10 +29,12 @@ KeyName = Annotated[str, Path(pattern=KEY_NAME_PATTERN, description="The key's n
     responses={409: {"description": "An active key has this name"}},
 )
 async def create_key(
-    keys: ApiKeys, settings: AppSettings, caller: Caller, body: NewApiKey, response: Response
+    request: Request, keys: ApiKeys, settings: AppSettings, caller: Caller, body: NewApiKey, response: Response
 ) -> CreatedApiKey:
     response.headers["Cache-Control"] = "no-store"
-    return await auth.create_key(keys, settings, body, created_by=caller.key_id)
+    return await auth.create_key(
+        keys, settings, body, created_by=caller.key_id, granted_by=caller, authenticator=request.app.state.authenticator
+    )
 
 
 @router.get("/api/v1/admin/keys", operation_id="list_api_keys", summary="Every API key, revoked ones included")
@@ -41,10 +45,11 @@ async def list_keys(keys: ApiKeys) -> list[ApiKeyInfo]:
 @router.delete(
     "/api/v1/admin/keys/{name}",
     operation_id="revoke_api_key",
-    summary="Revoke the active key of this name (every replica refuses it within 5 s)",
+    summary="Revoke the active key of this name (every replica refuses it within 5 s); only a key within the "
+    "caller's own accounts and scopes",
 )
-async def revoke_key(keys: ApiKeys, name: KeyName) -> ApiKeyInfo:
-    return await auth.revoke_key(keys, name)
+async def revoke_key(keys: ApiKeys, caller: Caller, name: KeyName) -> ApiKeyInfo:
+    return await auth.revoke_key(keys, name, revoked_by=caller)
 
 
 @router.get(
