@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,10 @@ from decimal import Decimal
 import pytest
 import uvicorn
 import websockets
+from sqlalchemy import insert
 
+from aiotrade.store.risk import EQUITY_PAGE
+from aiotrade.store.tables import EquityRow
 from tests.api.test_problems import assert_problem
 from tests.support.stack import Stack, auth_headers
 
@@ -219,3 +223,35 @@ async def test_the_live_stream_pushes_snapshots_from_the_served_app(stack: Stack
     finally:
         server.should_exit = True
         await task
+
+
+async def test_performance_streams_a_long_history_and_holds_a_compute_place(stack: Stack) -> None:
+    # More records than two pages (EQUITY_PAGE), one a minute, the last a minute from now (after the
+    # recorder's own record at start-up): every one counts, and the day's return is exact.
+    count = EQUITY_PAGE * 2 + 17
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=count - 2)
+    rows = [
+        {"account": "paper", "quote": "USDT", "equity": Decimal(100_000 + i), "at": start + timedelta(minutes=i)}
+        for i in range(count)
+    ]
+    async with stack.app.state.engine.begin() as connection:
+        await connection.execute(insert(EquityRow), rows)
+    await stack.app.state.risk_store.record_equity("paper", "BTC", Decimal(3))  # another quote: not counted
+
+    answer = (await stack.api.get("/api/v1/portfolio/live/performance")).json()
+
+    recorded = len(await stack.app.state.risk_store.equity_history("paper")) - 1  # all of ours, less the BTC one
+    assert answer["observations"] == recorded >= count
+    assert datetime.fromisoformat(answer["end"]) == rows[-1]["at"]
+    day_before = rows[-1 - 24 * 60]["equity"]
+    assert Decimal(answer["returns"]["1d"]) == (rows[-1]["equity"] / day_before - 1).quantize(Decimal("1e-8"))
+    assert answer["sharpe"] is not None
+
+    compute = stack.app.state.compute
+    places = compute.max_jobs + compute.settings.queue_size
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(places):
+            await held.enter_async_context(compute.reserve())
+        busy = await stack.api.get("/api/v1/portfolio/live/performance")
+    assert busy.status_code == 503 and busy.json()["type"].endswith(":compute-busy"), busy.text
+    assert int(busy.headers["Retry-After"]) >= 1

@@ -11,8 +11,8 @@ at the average. Holdings that did not come from recorded fills have no cost basi
 from __future__ import annotations
 
 import asyncio
-import bisect
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -114,54 +114,59 @@ async def get_portfolio_performance(
 ) -> Performance:
     """Returns, volatility, Sharpe, Sortino, drawdown, Calmar from recorded equity; PnL from fills.
 
-    The ratios run in a compute worker (`quant.jobs.performance_job`): two years of minute records are a
-    million points. The floats are made on the loop in slices that yield.
+    Bounded like every heavy request (a compute place, held from the first read): two years of minute
+    records are a million points, streamed from the store a page at a time into float arrays (16 B a
+    record) and handed to a compute worker (`quant.jobs.performance_job`) for the ratios. Returns over
+    1d/7d/30d/all come from the records themselves, exact, read one each.
     """
-    history = await risk_store.equity_history(account)
-    ledger = cost_ledger(await store.fills(account), quote)
-    wins = [p for p in ledger.realized if p > 0]
-    losses = [p for p in ledger.realized if p < 0]
-    conventions = [
-        "equity recorded in the background at a fixed interval; returns between consecutive records",
-        "annualised with the records' median spacing; risk-free rate 0; ratios quantised to 8 places",
-        "realized PnL: sells against the weighted average cost of recorded fills, fees included",
-    ]
-    returns: dict[str, Decimal | None] = {}
-    volatility = sharpe = sortino = drawdown = calmar = None
-    if history:
-        now_equity = history[-1][1]
-        for label, span in (("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):
-            start = _equity_at(history, history[-1][0] - span)
-            returns[label] = q(float(now_equity / start - 1)) if start else None
-        returns["all"] = q(float(now_equity / history[0][1] - 1)) if history[0][1] else None
-    equity, times_s = await _equity_arrays(history)
-    if len(equity) >= 31 and np.all(equity > 0):
-        try:
-            ratios = await compute.run(jobs.performance_job, equity, times_s)
-            volatility, sharpe, sortino = q(ratios.volatility), q(ratios.sharpe), q(ratios.sortino)
-            drawdown, calmar = q(ratios.max_drawdown), q(ratios.calmar)
-        except QuantInputError as exc:  # flat equity: ratios are undefined, not zero
-            conventions.append(f"ratios unavailable: {exc}")
-    else:
-        conventions.append(f"ratios need at least 31 equity records; {len(equity)} so far")
-    return Performance(
-        account=account,
-        quote=quote,
-        observations=len(history),
-        start=history[0][0] if history else None,
-        end=history[-1][0] if history else None,
-        returns=returns,
-        volatility=volatility,
-        sharpe=sharpe,
-        sortino=sortino,
-        max_drawdown=drawdown,
-        calmar=calmar,
-        realized_pnl=money(sum(ledger.realized, Decimal(0))),
-        closed_trades=len(ledger.realized),
-        win_rate=q(len(wins) / len(ledger.realized)) if ledger.realized else None,
-        profit_factor=q(float(sum(wins) / -sum(losses))) if losses else None,
-        conventions=conventions,
-    )
+    async with compute.reserve():
+        bounds = await risk_store.equity_bounds(account, quote)
+        returns: dict[str, Decimal | None] = {}
+        equity, times_s = np.empty(0), np.empty(0)
+        if bounds is not None:
+            first, last = bounds
+            for label, span in (("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):
+                since = last.at - span
+                start = await risk_store.first_equity_since(account, since, quote) if first.at <= since else None
+                returns[label] = q(float(last.equity / start - 1)) if start else None
+            returns["all"] = q(float(last.equity / first.equity - 1)) if first.equity else None
+            equity, times_s = await _equity_arrays(risk_store.equity_pages(account, quote, until=last.at))
+        ledger = cost_ledger(await store.fills(account), quote)
+        wins = [p for p in ledger.realized if p > 0]
+        losses = [p for p in ledger.realized if p < 0]
+        conventions = [
+            "equity recorded in the background at a fixed interval; returns between consecutive records",
+            "annualised with the records' median spacing; risk-free rate 0; ratios quantised to 8 places",
+            "realized PnL: sells against the weighted average cost of recorded fills, fees included",
+        ]
+        volatility = sharpe = sortino = drawdown = calmar = None
+        if len(equity) >= 31 and np.all(equity > 0):
+            try:
+                ratios = await compute.run(jobs.performance_job, equity, times_s)
+                volatility, sharpe, sortino = q(ratios.volatility), q(ratios.sharpe), q(ratios.sortino)
+                drawdown, calmar = q(ratios.max_drawdown), q(ratios.calmar)
+            except QuantInputError as exc:  # flat equity: ratios are undefined, not zero
+                conventions.append(f"ratios unavailable: {exc}")
+        else:
+            conventions.append(f"ratios need at least 31 equity records; {len(equity)} so far")
+        return Performance(
+            account=account,
+            quote=quote,
+            observations=len(equity),
+            start=bounds[0].at if bounds else None,
+            end=bounds[1].at if bounds else None,
+            returns=returns,
+            volatility=volatility,
+            sharpe=sharpe,
+            sortino=sortino,
+            max_drawdown=drawdown,
+            calmar=calmar,
+            realized_pnl=money(sum(ledger.realized, Decimal(0))),
+            closed_trades=len(ledger.realized),
+            win_rate=q(len(wins) / len(ledger.realized)) if ledger.realized else None,
+            profit_factor=q(float(sum(wins) / -sum(losses))) if losses else None,
+            conventions=conventions,
+        )
 
 
 async def validate_trade_against_balances(
@@ -239,19 +244,20 @@ def _quality(valuation: Valuation, held: Sequence[str]) -> MarketDataQuality:
     return MarketDataQuality(status=status, price_age_s=ages, missing=sorted(valuation.missing))
 
 
-def _equity_at(history: Sequence[tuple[datetime, Decimal]], when: datetime) -> Decimal | None:
-    """The first recorded equity at or after ``when``; None if history does not reach back that far."""
-    if not history or history[0][0] > when:
-        return None
-    index = bisect.bisect_left(history, when, key=lambda record: record[0])  # history is in time order
-    return history[index][1] if index < len(history) else None
-
-
-async def _equity_arrays(history: Sequence[tuple[datetime, Decimal]]) -> tuple[np.ndarray, np.ndarray]:
-    """(equity, epoch seconds) as float arrays, made in slices that yield to the loop between them."""
-    equity, times_s = np.empty(len(history)), np.empty(len(history))
-    for start in range(0, len(history), _SLICE):
-        for i, (at, value) in enumerate(history[start : start + _SLICE], start):
-            equity[i], times_s[i] = float(value), at.timestamp()
-        await asyncio.sleep(0)
-    return equity, times_s
+async def _equity_arrays(
+    pages: AsyncGenerator[Sequence[tuple[datetime, Decimal]], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(equity, epoch seconds) as float arrays, a page of records at a time, yielding to the loop between
+    slices: the rows of one page are all that is held as Python objects."""
+    equity_parts: list[np.ndarray] = []
+    time_parts: list[np.ndarray] = []
+    async with contextlib.aclosing(pages):  # an error or cancellation closes the stream and its session now
+        async for page in pages:
+            for start in range(0, len(page), _SLICE):
+                chunk = page[start : start + _SLICE]
+                equity_parts.append(np.fromiter((float(value) for _, value in chunk), float, len(chunk)))
+                time_parts.append(np.fromiter((at.timestamp() for at, _ in chunk), float, len(chunk)))
+                await asyncio.sleep(0)
+    if not equity_parts:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(equity_parts), np.concatenate(time_parts)

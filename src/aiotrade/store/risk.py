@@ -6,6 +6,8 @@ loss-limit monitor) and by `GateStore` inside the account's critical section (th
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -54,6 +56,16 @@ async def change_trading_state(
             )
         row.state, row.reason, row.changed_at = state.value, reason, now
     return TradingStateView(account=account, state=state, reason=reason, changed_at=now)
+
+
+# Equity records read per round trip when a whole history is streamed (performance).
+EQUITY_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class EquityRecord:
+    at: datetime
+    equity: Decimal
 
 
 class RiskStore:
@@ -115,14 +127,46 @@ class RiskStore:
             return False
         return True
 
-    async def first_equity_since(self, account: str, since: datetime) -> Decimal | None:
+    async def first_equity_since(self, account: str, since: datetime, quote: str | None = None) -> Decimal | None:
+        query = select(EquityRow.equity).where(EquityRow.account == account, EquityRow.at >= since)
+        if quote is not None:
+            query = query.where(EquityRow.quote == quote)
         async with self._sessions() as session:
-            return await session.scalar(
-                select(EquityRow.equity)
-                .where(EquityRow.account == account, EquityRow.at >= since)
-                .order_by(EquityRow.at)
-                .limit(1)
-            )
+            return await session.scalar(query.order_by(EquityRow.at).limit(1))
+
+    async def equity_bounds(self, account: str, quote: str) -> tuple[EquityRecord, EquityRecord] | None:
+        """The first and the last equity record of the account in ``quote``; None when there is none."""
+        async with self._sessions() as session:
+            bounds = []
+            for order in (EquityRow.at.asc(), EquityRow.at.desc()):
+                row = (
+                    await session.execute(
+                        select(EquityRow.at, EquityRow.equity)
+                        .where(EquityRow.account == account, EquityRow.quote == quote)
+                        .order_by(order)
+                        .limit(1)
+                    )
+                ).first()
+                if row is None:
+                    return None
+                bounds.append(EquityRecord(at=row.at, equity=row.equity))
+        return bounds[0], bounds[1]
+
+    async def equity_pages(
+        self, account: str, quote: str, *, until: datetime, page: int = EQUITY_PAGE
+    ) -> AsyncGenerator[Sequence[tuple[datetime, Decimal]], None]:
+        """The account's equity records in ``quote`` up to ``until``, in time order, ``page`` rows at a time:
+        streamed from the database, so two years of minute records are never in memory as rows at once."""
+        query = (
+            select(EquityRow.at, EquityRow.equity)
+            .where(EquityRow.account == account, EquityRow.quote == quote, EquityRow.at <= until)
+            .order_by(EquityRow.at)
+            .execution_options(yield_per=page)
+        )
+        async with self._sessions() as session:
+            result = await session.stream(query)
+            async for rows in result.partitions(page):
+                yield [(at, equity) for at, equity in rows]
 
     async def equity_history(self, account: str, since: datetime | None = None) -> list[tuple[datetime, Decimal]]:
         query = select(EquityRow.at, EquityRow.equity).where(EquityRow.account == account)
