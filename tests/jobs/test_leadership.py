@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import text
 
 from aiotrade.jobs import runner
 from aiotrade.jobs.leadership import Leadership
+from aiotrade.store import leases as store_leases
 from aiotrade.store.db import make_engine, make_sessions, migrate
 from aiotrade.store.leases import LeaseStore
 
@@ -104,3 +106,38 @@ async def test_each_interval_of_a_job_runs_once_across_replicas_and_failover(lea
     assert {name for name, _ in ran} >= {leader.holder}
     assert len({name for name, _ in ran}) >= 2, ran  # someone else took over
     assert [i for i, _, _ in await leases.runs("tick")] == sorted(intervals)
+
+
+class _AnHourAhead(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        return datetime.now(tz) + timedelta(hours=1)
+
+
+async def test_a_replica_whose_clock_runs_an_hour_ahead_neither_steals_the_lease_nor_loses_its_own(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL a lease's times are the server's: replicas' clocks may disagree by more than the TTL.
+    engine = make_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await migrate(engine)
+    leases = LeaseStore(make_sessions(engine))
+    try:
+        on_time, ahead = replica(leases, "on-time"), replica(leases, "ahead")
+        await on_time.step()
+        monkeypatch.setattr(store_leases, "datetime", _AnHourAhead)  # the other replica's clock
+        await ahead.step()
+        assert on_time.is_leader and not ahead.is_leader  # the live lease is not seen as an hour old
+        monkeypatch.undo()
+
+        await on_time.release()
+        monkeypatch.setattr(store_leases, "datetime", _AnHourAhead)
+        await ahead.step()  # free now: taken, and judged held although its clock is an hour ahead
+        assert ahead.is_leader
+        await asyncio.sleep(TTL / 2)
+        await ahead.step()
+        assert ahead.is_leader and ahead.current().token == 2  # renewed, not retaken
+    finally:
+        await engine.dispose()

@@ -14,7 +14,8 @@ import logging
 import os
 import secrets
 import socket
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import timedelta
 
 from aiotrade.store.leases import Lease, LeaseStore
 
@@ -40,7 +41,7 @@ class Leadership:
     def current(self) -> Lease | None:
         """Our lease while we lead (and it cannot have expired yet), else None."""
         lease = self._lease
-        if lease is None or lease.expires_at - self.ttl / 10 <= datetime.now(UTC):
+        if lease is None or lease.held_until - self.ttl.total_seconds() / 10 <= time.monotonic():
             return None
         return lease
 

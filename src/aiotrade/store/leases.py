@@ -5,19 +5,29 @@ token, so work done under an older token can be told apart. An interval claim (`
 job and interval number) can be taken once, ever: whichever replica holds the lease when an interval
 comes round, that interval's work runs once.
 Both are single statements that the database arbitrates (a conditional UPDATE, a primary key), the same
-on SQLite and PostgreSQL; the database's own clock is not needed, only each replica's to within the TTL.
+on SQLite and PostgreSQL. A lease's times are the database server's clock on PostgreSQL, so replicas whose
+clocks disagree (by more than the TTL, even) still agree on when a lease expires; SQLite is one machine's
+file, and its clock is that machine's.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.store.tables import JobRunRow, LeaseRow
+
+
+async def _now(session: AsyncSession) -> datetime:
+    """The time leases are judged by: the PostgreSQL server's (one clock for every replica), else ours."""
+    if session.bind.dialect.name == "postgresql":
+        return (await session.scalar(select(func.clock_timestamp()))).astimezone(UTC)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +35,10 @@ class Lease:
     name: str
     holder: str
     token: int
-    expires_at: datetime
+    expires_at: datetime  # the database's time (see the module docstring)
+    # This process's `time.monotonic()` until which it may count on the lease: the TTL from before the
+    # statement that took or renewed it, so neither the round trip nor our own clock's offset can stretch it.
+    held_until: float
 
 
 class LeaseStore:
@@ -35,8 +48,10 @@ class LeaseStore:
     async def acquire(self, name: str, holder: str, ttl: timedelta) -> Lease | None:
         """Take or renew the lease ``name`` for ``holder``: the lease if it is now ours, None if another
         holder's lease has not expired. Taking it over (or for the first time) raises the fencing token."""
-        now = datetime.now(UTC)
+        asked = time.monotonic()
+        held_until = asked + ttl.total_seconds()
         async with self._sessions.begin() as session:
+            now = await _now(session)
             renewed = await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.expires_at > now)
@@ -45,7 +60,7 @@ class LeaseStore:
             )
             token = renewed.scalar_one_or_none()
             if token is not None:
-                return Lease(name, holder, token, now + ttl)
+                return Lease(name, holder, token, now + ttl, held_until)
             taken = await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name, or_(LeaseRow.expires_at <= now, LeaseRow.holder == holder))
@@ -54,13 +69,13 @@ class LeaseStore:
             )
             token = taken.scalar_one_or_none()
             if token is not None:
-                return Lease(name, holder, token, now + ttl)
+                return Lease(name, holder, token, now + ttl, held_until)
         try:
             async with self._sessions.begin() as session:
                 session.add(LeaseRow(name=name, holder=holder, token=1, expires_at=now + ttl))
         except IntegrityError:
             return None  # someone else holds it (or took it a moment ago)
-        return Lease(name, holder, 1, now + ttl)
+        return Lease(name, holder, 1, now + ttl, held_until)
 
     async def release(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean shutdown), so another replica need not wait for it to expire."""
@@ -68,15 +83,17 @@ class LeaseStore:
             await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name, LeaseRow.holder == holder)
-                .values(expires_at=datetime.now(UTC))
+                .values(expires_at=await _now(session))
             )
 
     async def holder(self, name: str) -> Lease | None:
+        asked = time.monotonic()
         async with self._sessions() as session:
             row = await session.get(LeaseRow, name)
-        if row is None or row.expires_at <= datetime.now(UTC):
+            now = await _now(session)
+        if row is None or row.expires_at <= now:
             return None
-        return Lease(row.name, row.holder, row.token, row.expires_at)
+        return Lease(row.name, row.holder, row.token, row.expires_at, asked + (row.expires_at - now).total_seconds())
 
     async def claim_interval(self, job: str, interval: int, holder: str, token: int) -> bool:
         """Claim interval number ``interval`` of ``job``; False if it was claimed before, by anyone."""
