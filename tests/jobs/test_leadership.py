@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -139,5 +139,8 @@ async def test_a_replica_whose_clock_runs_an_hour_ahead_neither_steals_the_lease
         await asyncio.sleep(TTL / 2)
         await ahead.step()
         assert ahead.is_leader and ahead.current().token == 2  # renewed, not retaken
+        # And it numbers job intervals by the database's time, not by its own clock.
+        told = ahead.current().database_time()
+        assert abs(told - datetime.now(UTC)) < timedelta(seconds=5), told
     finally:
         await engine.dispose()

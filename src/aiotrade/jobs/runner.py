@@ -48,9 +48,11 @@ def start_led(
     async def loop() -> None:
         while True:
             lease = leadership.current()
-            interval = int(time.time() // interval_s)
             try:
-                if lease is not None and await leases.claim_interval(name, interval, leadership.holder, lease.token):
+                # Numbered by the database's clock: a new leader whose own clock is off neither re-runs
+                # intervals nor skips them.
+                interval = int(lease.database_time().timestamp() // interval_s) if lease is not None else None
+                if interval is not None and await leases.claim_interval(name, interval, leadership.holder, lease.token):
                     await job(interval)
             except Exception:
                 log.exception("background job %s failed", name)

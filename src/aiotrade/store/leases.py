@@ -40,6 +40,11 @@ class Lease:
     # statement that took or renewed it, so neither the round trip nor our own clock's offset can stretch it.
     held_until: float
 
+    def database_time(self) -> datetime:
+        """The database's time now, as this lease tells it (its server time plus our monotonic time since):
+        what every replica numbers job intervals by, whatever its own clock says."""
+        return self.expires_at - timedelta(seconds=self.held_until - time.monotonic())
+
 
 class LeaseStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
