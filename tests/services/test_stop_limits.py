@@ -132,3 +132,28 @@ async def violations(stack: Stack, order: dict[str, str], code: str) -> list[dic
     response = await stack.api.post("/api/v1/risk/validate-trade", json={"orders": [order]})
     assert response.status_code == 200, response.text
     return [v for v in response.json()["violations"] if v["code"] == code]
+
+
+async def test_buys_resting_on_the_venue_count_in_the_position_for_what_they_may_still_buy(stack: Stack) -> None:
+    price = await last(stack)
+    held = (await stack.gateway.balances("paper")).free("BTC")
+    # Room for the holdings and one more AMOUNT at the market, not for two.
+    await set_limits(stack, max_position_notional=str(((held + AMOUNT * Decimal("1.5")) * price).quantize(Decimal(1))))
+    resting = {
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "amount": str(AMOUNT),
+        "price": str(at(price, "0.97")),
+    }
+    first = await stack.api.post(ORDERS, json=resting)
+    assert (first.status_code, first.json()["status"]) == (201, "OPEN"), first.text
+
+    second = assert_problem(await stack.api.post(ORDERS, json=resting), 422)
+
+    assert "POSITION_EXCEEDS_MAX" in refused_codes(second), second
+    assert [o["clientOrderId"] for o in venue_orders(stack)] == [first.json()["id"]]
+    # Cancelled, it no longer counts: the same order fits again.
+    assert (await stack.api.delete(f"{ORDERS}/{first.json()['id']}")).json()["status"] == "CANCELED"
+    again = await stack.api.post(ORDERS, json=resting)
+    assert again.status_code == 201, again.text

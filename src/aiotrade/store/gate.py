@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aiotrade.models.orders import UNSETTLED_STATUSES
+from aiotrade.models.orders import UNSETTLED_STATUSES, OrderStatus
 from aiotrade.models.risk import TradingState, TradingStateView
 from aiotrade.store.orders import NewOrder, StoredOrder, add_pending, stored
 from aiotrade.store.risk import change_trading_state
@@ -41,6 +41,8 @@ class GateInputs:
     state: TradingStateView
     submitted_last_minute: int
     in_flight: tuple[StoredOrder, ...]
+    # Our buy orders resting on the venue (OPEN, PARTIALLY_FILLED): what they may still buy counts in positions.
+    resting_buys: tuple[StoredOrder, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,4 +191,16 @@ async def _inputs(session: AsyncSession, account: str, view_started_at: datetime
             ),
         )
     )
-    return GateInputs(state=state, submitted_last_minute=int(submitted or 0), in_flight=tuple(map(stored, in_flight)))
+    resting_buys = await session.scalars(
+        select(OrderRow).where(
+            OrderRow.account == account,
+            OrderRow.side == "buy",
+            OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
+        )
+    )
+    return GateInputs(
+        state=state,
+        submitted_last_minute=int(submitted or 0),
+        in_flight=tuple(map(stored, in_flight)),
+        resting_buys=tuple(map(stored, resting_buys)),
+    )

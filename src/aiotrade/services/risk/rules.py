@@ -2,7 +2,9 @@
 
 Fails closed: no price, a stale ticker, unknown balances or an unvaluable account refuse the trade.
 Orders still in flight (recorded but not yet reflected in the balances read) count as if they had
-executed: their funds are reserved, their resting orders counted, their size added to positions.
+executed: their funds are reserved, their resting orders counted, their size added to positions. Our buys
+resting on the venue count in positions and exposure for what they may still buy (their funds are already
+locked in the balances read); orders placed on the venue by anything but aiotrade are not known here.
 """
 
 from __future__ import annotations
@@ -74,6 +76,15 @@ class _Ledger:
     holdings: dict[str, Decimal]
     known: bool
     resting: set[str] = field(default_factory=set)
+    # Base amounts our resting buys may still buy, beyond the holdings (positions and exposure, not funds).
+    to_buy: dict[str, Decimal] = field(default_factory=dict)
+
+    def committed(self) -> dict[str, Decimal]:
+        """Holdings as they would be once every resting buy fills."""
+        out = dict(self.holdings)
+        for asset, amount in self.to_buy.items():
+            out[asset] = out.get(asset, ZERO) + amount
+        return out
 
 
 def judge(
@@ -107,7 +118,7 @@ def judge(
                 )
             )
 
-    ledger = _ledger(view, inputs.in_flight, limits)
+    ledger = _ledger(view, inputs.in_flight, limits, inputs.resting_buys)
     if limits.max_open_orders is not None:
         new_resting = sum(1 for c in candidates if c.prepared.type != OrderType.MARKET.value)
         if view.open_orders is None:
@@ -125,7 +136,11 @@ def judge(
     refused_by_state = False
     for index, candidate in enumerate(candidates):
         tag = index if len(candidates) > 1 else None
-        own = replace(ledger, free=dict(ledger.free), holdings=dict(ledger.holdings)) if exclusive else ledger
+        own = (
+            replace(ledger, free=dict(ledger.free), holdings=dict(ledger.holdings), to_buy=dict(ledger.to_buy))
+            if exclusive
+            else ledger
+        )
         found = _judge_one(candidate, limits, view, state, own, now)
         refused_by_state |= any(v.code in ("REDUCE_ONLY", "TRADING_HALTED") for v in found)
         violations += [v.model_copy(update={"order_index": tag}) for v in found]
@@ -189,7 +204,8 @@ def _judge_one(
         )
     if order.side == "buy" and amount is not None and last is not None:
         mark = _exposure_price(order, last)
-        position = (held + amount) * mark
+        committed = ledger.committed()
+        position = (committed.get(base, ZERO) + amount) * mark
         if limits.max_position_notional is not None and position > limits.max_position_notional:
             out.append(
                 Violation(
@@ -199,7 +215,7 @@ def _judge_one(
                 )
             )
         if limits.max_gross_exposure is not None:
-            gross = view.valuation.gross_exposure(ledger.holdings) if view.valuation is not None else None
+            gross = view.valuation.gross_exposure(committed) if view.valuation is not None else None
             if gross is None:
                 out.append(Violation(code="EXPOSURE_UNAVAILABLE", message="a holding cannot be priced"))
             elif gross + amount * mark > limits.max_gross_exposure:
@@ -268,7 +284,9 @@ def _effective_state(
     return state, [Violation(code=b.code, message=b.message) for b in breaches]
 
 
-def _ledger(view: AccountView, in_flight: Sequence[StoredOrder], limits: RiskLimits) -> _Ledger:
+def _ledger(
+    view: AccountView, in_flight: Sequence[StoredOrder], limits: RiskLimits, resting_buys: Sequence[StoredOrder] = ()
+) -> _Ledger:
     if view.balances is None:
         return _Ledger(free={}, holdings={}, known=False)
     ledger = _Ledger(
@@ -276,6 +294,7 @@ def _ledger(view: AccountView, in_flight: Sequence[StoredOrder], limits: RiskLim
         holdings=view.balances.holdings(),
         known=True,
     )
+    consumed: set[str] = set()
     for order in in_flight:
         market = view.markets.get(order.symbol)
         if market is None or _reflected(order, view.balances):
@@ -297,6 +316,14 @@ def _ledger(view: AccountView, in_flight: Sequence[StoredOrder], limits: RiskLim
         else:
             need = funding_need(market, "sell", amount, ZERO, limits.fee_rate)
         _consume(ledger, market, order.side, amount, need.asset, need.required)
+        consumed.add(order.client_order_id)
+    for order in resting_buys:  # counted above as if executed already, or resting now: what is left to buy
+        market = view.markets.get(order.symbol)
+        if market is None or order.client_order_id in consumed or order.amount is None:
+            continue
+        left = order.amount - order.filled
+        if left > 0:
+            ledger.to_buy[market.base] = ledger.to_buy.get(market.base, ZERO) + left
     return ledger
 
 
