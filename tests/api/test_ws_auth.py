@@ -154,6 +154,9 @@ async def test_a_ticket_carries_its_keys_accounts_and_dies_with_its_key(served: 
     writer = await make_key(served.app, "writer", "trade")  # no read: no ticket either
     async with httpx.AsyncClient(base_url=served.http, headers=auth_headers(writer.key)) as client:
         assert (await client.post(TICKETS)).status_code == 403
+    async with served.ws("account=paper", additional_headers=auth_headers(writer.key)) as ws:  # nor a stream
+        code, reason = await refusal(ws)
+        assert code == 1008 and reason.startswith("forbidden"), reason
     assert served.computations == []
 
 
