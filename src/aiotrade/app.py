@@ -30,7 +30,7 @@ from aiotrade.exchange.pool import ExchangePool
 from aiotrade.jobs import runner
 from aiotrade.jobs.equity import record_and_monitor
 from aiotrade.jobs.leadership import JOBS_LEASE, Leadership, holder_id
-from aiotrade.jobs.warmup import warm_up
+from aiotrade.jobs.warmup import reload_markets, warm_up
 from aiotrade.loop_monitor import LoopMonitor
 from aiotrade.observability.metrics import mark_process_dead
 from aiotrade.services import live
@@ -135,6 +135,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in (
                 runner.start("loop-monitor", app.state.loop_monitor.run, repeat_s=None),
                 runner.start("warm-up", lambda: warm_up(gateway), repeat_s=None),
+                *(
+                    runner.start(
+                        f"markets-{venue}",
+                        lambda venue=venue: reload_markets(gateway, venue),
+                        repeat_s=config.markets_refresh_s,
+                        first_after_s=config.markets_refresh_s,
+                    )
+                    for venue, config in settings.venues.items()
+                    if config.markets_refresh_s > 0
+                ),
                 runner.start("leadership", leadership.run, repeat_s=None),
                 runner.start_led(
                     "reconciler",

@@ -150,6 +150,8 @@ class VenueConfig(BaseModel):
     # Calls with large answers (candle pages) in flight at once: parsing each costs milliseconds of
     # CPU on the event loop, and many arriving together would stall it.
     max_heavy_reads: int = Field(default=4, ge=1, le=1_000)
+    # Markets (filters, new listings) are loaded again this often by every process; 0: only at start-up.
+    markets_refresh_s: float = Field(default=3600.0, ge=0)
     rate_limit: RateLimitConfig = RateLimitConfig()
     # ccxt options, on top of our defaults for the class (spot only, see DEFAULT_CCXT_OPTIONS);
     # e.g. {"recvWindow": 5000}.

@@ -95,6 +95,12 @@ class ExchangeGateway:
             self._markets[venue] = cached
         return cached[1]
 
+    async def reload_markets(self, venue: str) -> Mapping[str, Market]:
+        """Load the venue's markets again (filters change, symbols are listed and delisted); readers keep
+        the markets they had until the new ones are in."""
+        await self.pool.markets(venue, reload=True)
+        return await self.markets(venue)
+
     async def require(self, venue: str, symbols: Sequence[str]) -> Mapping[str, Market]:
         """The venue's markets, after checking every symbol is one of them (no request for unknown ones)."""
         markets = await self.markets(venue)

@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[object]]
 
 
-def start(name: str, job: Job, *, repeat_s: float | None) -> asyncio.Task[None]:
-    """Run ``job`` now and then every ``repeat_s`` (once when None) in a task of its own."""
+def start(name: str, job: Job, *, repeat_s: float | None, first_after_s: float = 0.0) -> asyncio.Task[None]:
+    """Run ``job`` after ``first_after_s`` (now, by default) and then every ``repeat_s`` (once when None) in a
+    task of its own."""
 
     async def loop() -> None:
+        await asyncio.sleep(first_after_s)
         while True:
             try:
                 await job()

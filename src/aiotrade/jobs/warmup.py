@@ -1,4 +1,5 @@
-"""Warm-up: every venue's markets loaded in the background, so start-up never waits on an exchange."""
+"""Warm-up: every venue's markets loaded in the background, so start-up never waits on an exchange; and
+loaded again now and then, so a long-running process follows the venue's filters and listings."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ async def warm_up(gateway: ExchangeGateway) -> None:
     # and stall the event loop for tens of milliseconds each time.
     gc.collect()
     gc.freeze()
+
+
+async def reload_markets(gateway: ExchangeGateway, venue: str) -> None:
+    """One periodic reload; a venue that cannot answer keeps the markets loaded before."""
+    try:
+        markets = await gateway.reload_markets(venue)
+    except DomainError as exc:
+        log.warning("markets of %s not reloaded (the loaded ones stay): %s", venue, exc.detail)
+        return
+    log.info("markets of %s reloaded: %d symbols", venue, len(markets))
