@@ -157,3 +157,26 @@ async def test_buys_resting_on_the_venue_count_in_the_position_for_what_they_may
     assert (await stack.api.delete(f"{ORDERS}/{first.json()['id']}")).json()["status"] == "CANCELED"
     again = await stack.api.post(ORDERS, json=resting)
     assert again.status_code == 201, again.text
+
+
+async def test_a_resting_buy_of_an_asset_not_held_counts_at_its_own_price_and_blocks_nothing_else(
+    stack: Stack,
+) -> None:
+    # LINK is not held, so the valuation prices nothing of it: the resting buy is valued at its limit price.
+    link = (await stack.gateway.ticker("paper", "LINK/USDT")).last
+    assert link is not None
+    resting = {"symbol": "LINK/USDT", "side": "buy", "type": "limit", "amount": "10", "price": str(at(link, "0.97"))}
+    await set_limits(stack, max_gross_exposure="100000000")
+    first = await stack.api.post(ORDERS, json=resting)
+    assert (first.status_code, first.json()["status"]) == (201, "OPEN"), first.text
+
+    # Every other buy is judged as before: not refused as "a holding cannot be priced".
+    other = await stack.api.post(
+        ORDERS, json={"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}
+    )
+    assert other.status_code == 201, other.text
+    await set_limits(stack, max_gross_exposure=None, max_position_notional=str(at(link * 15, "1")))
+    # Ten more LINK at the market: 10 x last plus the resting 10 x 0.97 last is over 15 x last.
+    at_market = {"symbol": "LINK/USDT", "side": "buy", "type": "market", "amount": "10"}
+    more = assert_problem(await stack.api.post(ORDERS, json=at_market), 422)
+    assert "POSITION_EXCEEDS_MAX" in refused_codes(more), more

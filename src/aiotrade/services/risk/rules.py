@@ -76,15 +76,9 @@ class _Ledger:
     holdings: dict[str, Decimal]
     known: bool
     resting: set[str] = field(default_factory=set)
-    # Base amounts our resting buys may still buy, beyond the holdings (positions and exposure, not funds).
+    # What our resting buys may still buy, per base asset, valued at their own limit prices (the most they
+    # pay: a buy stop-limit above the market counts at its limit) — for positions and exposure, not funds.
     to_buy: dict[str, Decimal] = field(default_factory=dict)
-
-    def committed(self) -> dict[str, Decimal]:
-        """Holdings as they would be once every resting buy fills."""
-        out = dict(self.holdings)
-        for asset, amount in self.to_buy.items():
-            out[asset] = out.get(asset, ZERO) + amount
-        return out
 
 
 def judge(
@@ -204,8 +198,7 @@ def _judge_one(
         )
     if order.side == "buy" and amount is not None and last is not None:
         mark = _exposure_price(order, last)
-        committed = ledger.committed()
-        position = (committed.get(base, ZERO) + amount) * mark
+        position = (held + amount) * mark + ledger.to_buy.get(base, ZERO)
         if limits.max_position_notional is not None and position > limits.max_position_notional:
             out.append(
                 Violation(
@@ -215,15 +208,14 @@ def _judge_one(
                 )
             )
         if limits.max_gross_exposure is not None:
-            gross = view.valuation.gross_exposure(committed) if view.valuation is not None else None
-            if gross is None:
+            held_value = view.valuation.gross_exposure(ledger.holdings) if view.valuation is not None else None
+            if held_value is None:
                 out.append(Violation(code="EXPOSURE_UNAVAILABLE", message="a holding cannot be priced"))
-            elif gross + amount * mark > limits.max_gross_exposure:
+            elif (gross := held_value + sum(ledger.to_buy.values(), ZERO) + amount * mark) > limits.max_gross_exposure:
                 out.append(
                     Violation(
                         code="GROSS_EXPOSURE_EXCEEDS_MAX",
-                        message=f"gross exposure would be {gross + amount * mark:.2f}; "
-                        f"the limit is {limits.max_gross_exposure}",
+                        message=f"gross exposure would be {gross:.2f}; the limit is {limits.max_gross_exposure}",
                     )
                 )
 
@@ -318,12 +310,15 @@ def _ledger(
         _consume(ledger, market, order.side, amount, need.asset, need.required)
         consumed.add(order.client_order_id)
     for order in resting_buys:  # counted above as if executed already, or resting now: what is left to buy
-        market = view.markets.get(order.symbol)
-        if market is None or order.client_order_id in consumed or order.amount is None:
+        if order.client_order_id in consumed or order.amount is None:
             continue
+        market = view.markets.get(order.symbol)
+        base = market.base if market is not None else order.symbol.split("/")[0]
+        # Its limit price; a market order not yet filled, the price it was judged at.
+        price = next((p for p in (order.price, order.stop_price, order.reference_price) if p is not None), None)
         left = order.amount - order.filled
-        if left > 0:
-            ledger.to_buy[market.base] = ledger.to_buy.get(market.base, ZERO) + left
+        if left > 0 and price is not None:
+            ledger.to_buy[base] = ledger.to_buy.get(base, ZERO) + left * price
     return ledger
 
 
