@@ -58,8 +58,9 @@ def start_led(
                     await job(interval)
             except Exception:
                 log.exception("background job %s failed", name)
-            next_start = (int(time.time() // interval_s) + 1) * interval_s
-            await asyncio.sleep(max(0.0, min(poll_s, next_start - time.time())) + 0.001)
+            now_s = lease.database_time().timestamp() if lease is not None else time.time()  # as numbered
+            next_start = (int(now_s // interval_s) + 1) * interval_s
+            await asyncio.sleep(max(0.0, min(poll_s, next_start - now_s)) + 0.001)
 
     return asyncio.create_task(loop(), name=f"aiotrade-{name}")
 

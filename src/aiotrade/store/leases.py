@@ -39,11 +39,15 @@ class Lease:
     # This process's `time.monotonic()` until which it may count on the lease: the TTL from before the
     # statement that took or renewed it, so neither the round trip nor our own clock's offset can stretch it.
     held_until: float
+    # The database's time when it was read, and our `time.monotonic()` just after: a clock to number job
+    # intervals by (a wait for a pooled connection before the read does not move it).
+    read_at: datetime
+    read_at_monotonic: float
 
     def database_time(self) -> datetime:
-        """The database's time now, as this lease tells it (its server time plus our monotonic time since):
-        what every replica numbers job intervals by, whatever its own clock says."""
-        return self.expires_at - timedelta(seconds=self.held_until - time.monotonic())
+        """The database's time now, as this lease tells it (its time when read, plus our monotonic time
+        since): what every replica numbers job intervals by, whatever its own clock says."""
+        return self.read_at + timedelta(seconds=time.monotonic() - self.read_at_monotonic)
 
 
 class LeaseStore:
@@ -57,6 +61,7 @@ class LeaseStore:
         held_until = asked + ttl.total_seconds()
         async with self._sessions.begin() as session:
             now = await _now(session)
+            clock = (now, time.monotonic())
             renewed = await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.expires_at > now)
@@ -65,7 +70,7 @@ class LeaseStore:
             )
             token = renewed.scalar_one_or_none()
             if token is not None:
-                return Lease(name, holder, token, now + ttl, held_until)
+                return Lease(name, holder, token, now + ttl, held_until, *clock)
             taken = await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name, or_(LeaseRow.expires_at <= now, LeaseRow.holder == holder))
@@ -74,13 +79,13 @@ class LeaseStore:
             )
             token = taken.scalar_one_or_none()
             if token is not None:
-                return Lease(name, holder, token, now + ttl, held_until)
+                return Lease(name, holder, token, now + ttl, held_until, *clock)
         try:
             async with self._sessions.begin() as session:
                 session.add(LeaseRow(name=name, holder=holder, token=1, expires_at=now + ttl))
         except IntegrityError:
             return None  # someone else holds it (or took it a moment ago)
-        return Lease(name, holder, 1, now + ttl, held_until)
+        return Lease(name, holder, 1, now + ttl, held_until, *clock)
 
     async def release(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean shutdown), so another replica need not wait for it to expire."""
@@ -96,9 +101,11 @@ class LeaseStore:
         async with self._sessions() as session:
             row = await session.get(LeaseRow, name)
             now = await _now(session)
+            read = time.monotonic()
         if row is None or row.expires_at <= now:
             return None
-        return Lease(row.name, row.holder, row.token, row.expires_at, asked + (row.expires_at - now).total_seconds())
+        held_until = asked + (row.expires_at - now).total_seconds()
+        return Lease(row.name, row.holder, row.token, row.expires_at, held_until, now, read)
 
     async def claim_interval(self, job: str, interval: int, holder: str, token: int) -> bool:
         """Claim interval number ``interval`` of ``job``; False if it was claimed before, by anyone."""
