@@ -16,6 +16,7 @@ from sqlalchemy import insert
 from aiotrade.store.risk import EQUITY_PAGE
 from aiotrade.store.tables import EquityRow
 from tests.api.test_problems import assert_problem
+from tests.services.test_order_path import background_settled
 from tests.support.stack import Stack, auth_headers
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"]
@@ -228,11 +229,17 @@ async def test_the_live_stream_pushes_snapshots_from_the_served_app(stack: Stack
 async def test_performance_streams_a_long_history_and_holds_a_compute_place(stack: Stack) -> None:
     # More records than two pages (EQUITY_PAGE), one a minute, the last a minute from now (after the
     # recorder's own record at start-up): every one counts, and the day's return is exact.
+    await background_settled(stack)  # the recorder's start-up record is in before we count
     count = EQUITY_PAGE * 2 + 17
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=count - 2)
     rows = [
-        {"account": "paper", "quote": "USDT", "equity": Decimal(100_000 + i), "at": start + timedelta(minutes=i)}
-        for i in range(count)
+        {
+            "account": "paper",
+            "quote": "USDT",
+            "equity": Decimal(100_000 + i - 50 * (i % 7 == 3)),
+            "at": start + timedelta(minutes=i),
+        }
+        for i in range(count)  # rising, with a dip every seventh minute: every ratio is defined
     ]
     async with stack.app.state.engine.begin() as connection:
         await connection.execute(insert(EquityRow), rows)
