@@ -150,6 +150,7 @@ async def running_stack(
 async def app_instance(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """One app (a replica) with its lifespan running, and a client that talks to it in-process."""
     app = create_app(settings)
+    watchdog: asyncio.Task[None] | None = None
     try:
         async with (
             LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
@@ -157,10 +158,28 @@ async def app_instance(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx
                 transport=httpx.ASGITransport(app=manager.app), base_url=BASE_URL, headers=auth_headers()
             ) as api,
         ):
-            yield app, api
+            try:
+                yield app, api
+            finally:
+                watchdog = asyncio.create_task(_stacks_after(20.0, "shutdown still running after 20 s"))
     except TimeoutError:
         # A start-up or shutdown that outlasts its bound (seen rarely under a loaded full suite): show where
         # every task waits, so the next occurrence says what held it.
-        for task in asyncio.all_tasks():
-            task.print_stack(limit=8, file=sys.stderr)
+        _print_stacks("start-up or shutdown timed out")
         raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+async def _stacks_after(seconds: float, why: str) -> None:
+    """Where every task waits, printed while a shutdown is still stuck (the timeout's own dump comes after
+    cancellation has unwound what held it)."""
+    await asyncio.sleep(seconds)
+    _print_stacks(why)
+
+
+def _print_stacks(why: str) -> None:
+    print(f"----- {why}: every task's stack -----", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=40, file=sys.stderr)
