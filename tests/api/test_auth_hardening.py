@@ -98,6 +98,53 @@ async def test_an_admin_limited_to_one_account_cannot_revoke_a_wider_key_but_can
     assert (await auth.revoke_key(stack.app.state.api_keys, "everywhere")).active is False
 
 
+async def test_a_rate_limited_admin_grants_no_more_than_its_own_rate(stack: Stack) -> None:
+    limited = await stack.make_key("ops-slow", "read,admin", "*", rate_limit=5)
+    async with stack.client(limited.key) as ops:
+        unlimited = {**new_key_body("fast", ["read"], ["paper"]), "rate_limit": 0}
+        assert_problem(await ops.post(KEYS, json=unlimited), 403, "rate_limit")
+        assert_problem(await ops.post(KEYS, json={**unlimited, "rate_limit": 6}), 403, "rate_limit")
+        assert_problem(await ops.post(KEYS, json=new_key_body("fast", ["read"], ["paper"])), 403)  # default 20
+        within = await ops.post(KEYS, json={**unlimited, "rate_limit": 5})
+        assert within.status_code == 201, within.text
+
+
+async def test_a_limited_admin_lists_only_keys_within_its_own_power(stack: Stack) -> None:
+    limited = await stack.make_key("ops-paper", "read,admin", "paper")
+    for name, scopes, accounts in [("everywhere", "read", "*"), ("on-spare", "read", "spare"),
+                                   ("trader", "read,trade", "paper"), ("reader", "read", "paper")]:  # fmt: skip
+        await stack.make_key(name, scopes, accounts)
+    async with stack.client(limited.key) as ops:
+        seen = (await ops.get(KEYS)).json()
+    assert {k["name"] for k in seen} == {"ops-paper", "reader"}
+    assert all(k["accounts"] == ["paper"] for k in seen)  # nothing of "spare" or of "*"
+    assert {"everywhere", "on-spare", "trader"} <= {k["name"] for k in (await stack.api.get(KEYS)).json()}
+
+
+async def test_a_revoke_judged_on_one_key_never_revokes_a_same_named_key_made_meanwhile(stack: Stack) -> None:
+    limited = await stack.make_key("ops-paper", "read,admin", "paper")
+    narrow = await stack.make_key("bot", "read", "paper")
+    keys = stack.app.state.api_keys
+    real_list = keys.list
+
+    async def list_then_rotate() -> list[StoredKey]:
+        # What the power check reads is the narrow key; the operator rotates "bot" into a wide key just after.
+        listed = await real_list()
+        await auth.revoke_key(keys, "bot")
+        await stack.make_key("bot", "read", "*")
+        return listed
+
+    keys.list = list_then_rotate  # type: ignore[method-assign]
+    try:
+        async with stack.client(limited.key) as ops:
+            answer = await ops.delete(f"{KEYS}/bot")
+    finally:
+        del keys.list
+    assert_problem(answer, 404)  # the key it judged is gone; the wide one is not revoked in its place
+    active = [k for k in await keys.list() if k.name == "bot" and k.active]
+    assert [k.accounts for k in active] == [("*",)] and active[0].key_id != narrow.key_id
+
+
 # ----- the negative cache ------------------------------------------------------------------------------------
 
 

@@ -109,15 +109,15 @@ async def create_key(
     """Make a key on configured accounts (or ``*``); 403 when it would exceed ``granted_by``'s own accounts or
     scopes (None: the operator, who may grant anything), 422 for an unknown account, 409 for a name in use.
     The key works at once through ``authenticator`` (this process's), even if it was tried before it existed."""
+    rate = settings.auth.default_rate_limit if request.rate_limit is None else request.rate_limit
     if granted_by is not None:
-        check_within_power(granted_by, request.scopes, request.accounts, action="grant")
+        check_within_power(granted_by, request.scopes, request.accounts, action="grant", rate_limit=rate)
     # After the power check: a caller limited to some accounts learns nothing about the others.
     unknown = [a for a in request.accounts if a != ALL_ACCOUNTS and a not in settings.accounts]
     if unknown:
         raise domain.InvalidInput.param("accounts", f"not configured: {', '.join(unknown)}")
     secret = new_key()
     digest = digest_of(secret)
-    rate = settings.auth.default_rate_limit if request.rate_limit is None else request.rate_limit
     try:
         stored = await store.add(
             NewKey(key_id_of(digest), digest, request.name, [s.value for s in request.scopes], request.accounts,
@@ -139,7 +139,8 @@ async def revoke_key(store: ApiKeyStore, name: str, *, revoked_by: Principal | N
         if target is None:
             raise domain.NotFound(f"no active API key is named {name!r}")
         check_within_power(revoked_by, [KeyScope(s) for s in target.scopes], target.accounts, action="revoke")
-    revoked = await store.revoke(name)
+    # By id too when the caller was checked: a same-named key made in between is not the one judged.
+    revoked = await store.revoke(name, key_id=target.key_id if revoked_by is not None else None)
     if revoked is None:
         raise domain.NotFound(f"no active API key is named {name!r}")
     log.info("API key %s (%s) revoked", revoked.key_id, revoked.name)
@@ -147,10 +148,16 @@ async def revoke_key(store: ApiKeyStore, name: str, *, revoked_by: Principal | N
 
 
 def check_within_power(
-    caller: Principal, scopes: Collection[KeyScope], accounts: Collection[str], *, action: str
+    caller: Principal,
+    scopes: Collection[KeyScope],
+    accounts: Collection[str],
+    *,
+    action: str,
+    rate_limit: float | None = None,
 ) -> None:
     """403 unless every scope is the caller's and every account is the caller's (``*`` only for a caller
-    with ``*``, who may name any account). The refusal names the field, never an account."""
+    with ``*``, who may name any account), and, given ``rate_limit``, it is no more than the caller's own
+    (0 is unlimited: only for an unlimited caller). The refusal names the field, never an account."""
     if ALL_ACCOUNTS not in caller.accounts and any(a == ALL_ACCOUNTS or a not in caller.accounts for a in accounts):
         reason = f"this API key may {action} only accounts it holds itself"
         raise domain.Forbidden(f"accounts: {reason}", invalid_params=[domain.InvalidParam("accounts", reason)])
@@ -158,10 +165,24 @@ def check_within_power(
     if beyond:
         reason = f"this API key may {action} only scopes it holds itself (not {', '.join(beyond)})"
         raise domain.Forbidden(f"scopes: {reason}", invalid_params=[domain.InvalidParam("scopes", reason)])
+    if rate_limit is not None and caller.rate_limit > 0 and not 0 < rate_limit <= caller.rate_limit:
+        reason = f"this API key may {action} at most its own rate limit ({caller.rate_limit:g} per second)"
+        raise domain.Forbidden(f"rate_limit: {reason}", invalid_params=[domain.InvalidParam("rate_limit", reason)])
 
 
-async def list_keys(store: ApiKeyStore) -> list[ApiKeyInfo]:
-    return [info(k) for k in await store.list()]
+def within_power(caller: Principal, key: StoredKey) -> bool:
+    """Whether ``key`` is one ``caller`` could have granted (what a limited admin may see and revoke)."""
+    try:
+        check_within_power(caller, [KeyScope(s) for s in key.scopes], key.accounts, action="see")
+    except domain.Forbidden:
+        return False
+    return True
+
+
+async def list_keys(store: ApiKeyStore, *, seen_by: Principal | None = None) -> list[ApiKeyInfo]:
+    """Every key (the operator), or those within ``seen_by``'s own power: a limited admin learns nothing
+    of keys, or accounts, beyond its own."""
+    return [info(k) for k in await store.list() if seen_by is None or within_power(seen_by, k)]
 
 
 async def ensure_bootstrap_key(store: ApiKeyStore, settings: Settings) -> None:

@@ -111,12 +111,13 @@ class ApiKeyStore:
             rows = (await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.key_id))).all()
         return [_stored(r) for r in rows]
 
-    async def revoke(self, name: str) -> StoredKey | None:
-        """Revoke the active key named ``name``; None when there is none."""
+    async def revoke(self, name: str, *, key_id: str | None = None) -> StoredKey | None:
+        """Revoke the active key named ``name`` (and with id ``key_id``, if given); None when there is none."""
+        query = select(ApiKeyRow).where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
+        if key_id is not None:
+            query = query.where(ApiKeyRow.key_id == key_id)
         async with self._sessions.begin() as session:
-            row = await session.scalar(
-                select(ApiKeyRow).where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None)).with_for_update()
-            )
+            row = await session.scalar(query.with_for_update())
             if row is None:
                 return None
             row.revoked_at = datetime.now(UTC)

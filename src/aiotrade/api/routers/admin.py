@@ -37,9 +37,13 @@ async def create_key(
     )
 
 
-@router.get("/api/v1/admin/keys", operation_id="list_api_keys", summary="Every API key, revoked ones included")
-async def list_keys(keys: ApiKeys) -> list[ApiKeyInfo]:
-    return await auth.list_keys(keys)
+@router.get(
+    "/api/v1/admin/keys",
+    operation_id="list_api_keys",
+    summary="Every API key within the caller's own accounts and scopes, revoked ones included",
+)
+async def list_keys(keys: ApiKeys, caller: Caller) -> list[ApiKeyInfo]:
+    return await auth.list_keys(keys, seen_by=caller)
 
 
 @router.delete(
