@@ -1,9 +1,9 @@
-"""One market-data cache for two API processes: the real thing, on loopback.
+"""One market-data cache for three API processes: the real thing, on loopback.
 
 A real redis-server, the paper exchange in its own process (100 ms per answer, so a fetch is in flight while
-the others arrive), and two `python -m aiotrade serve` processes sharing the Redis. Identical ticker requests
-hit both at once: the venue's own counter must show one request between them (without Redis it would be one
-per process at least)."""
+the others arrive), and three `python -m aiotrade serve` processes sharing the Redis. A thousand identical
+ticker requests hit all three at once: the venue's own counter must show one request between them (without
+Redis it would be one per process at least)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from tests.support.servers import api_env, free_port, paper_env, serve_process, 
 from tests.support.stack import auth_headers
 
 TICKER_PATH = "/api/v3/ticker/24hr"
-PER_PROCESS = 250
+PROCESSES = 3
+PER_PROCESS = 334  # about a thousand in all
 
 
 async def upstream_requests(http: httpx.AsyncClient) -> dict[str, int]:
@@ -36,9 +37,11 @@ async def settled(http: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.4)
 
 
-async def test_two_api_processes_sharing_redis_make_one_upstream_request_for_identical_reads(tmp_path: Path) -> None:
+async def test_three_api_processes_sharing_redis_make_one_upstream_request_for_identical_reads(
+    tmp_path: Path,
+) -> None:
     redis = start_redis()
-    paper_port, api_ports = free_port(), [free_port(), free_port()]
+    paper_port, api_ports = free_port(), [free_port() for _ in range(PROCESSES)]
     try:
         async with contextlib.AsyncExitStack() as stack:
             paper = await stack.enter_async_context(
@@ -57,7 +60,7 @@ async def test_two_api_processes_sharing_redis_make_one_upstream_request_for_ide
                 args = ["serve", "--port", str(api_ports[i])]
                 return serve_process(f"api{i}", args, env, port=api_ports[i], ready_path="/readyz", log_dir=tmp_path)
 
-            apis = await asyncio.gather(*(stack.enter_async_context(api(i)) for i in range(2)))
+            apis = await asyncio.gather(*(stack.enter_async_context(api(i)) for i in range(PROCESSES)))
             venue = await stack.enter_async_context(httpx.AsyncClient(base_url=paper.url))
             limits = httpx.Limits(max_connections=PER_PROCESS)
             clients = [
