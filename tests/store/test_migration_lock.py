@@ -37,24 +37,24 @@ async def test_three_processes_migrating_a_fresh_sqlite_file_at_once_all_succeed
         assert versions == (1,)
 
 
-async def test_serve_with_three_workers_starts_on_a_fresh_data_directory(tmp_path: Path) -> None:
-    paper_port, api_port = free_port(), free_port()
-    async with (
-        serve_process(
-            "paper", ["paper"], paper_env(paper_port), port=paper_port, ready_path="/api/v3/ping", log_dir=tmp_path
-        ) as paper,
-        serve_process(
-            "api",
-            ["serve", "--port", str(api_port), "--workers", "3"],
-            api_env(paper.url, tmp_path / "fresh"),
-            port=api_port,
-            ready_path="/readyz",
-            log_dir=tmp_path,
-            timeout_s=90,
-        ) as api,
-    ):
-        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
-            answers = await asyncio.gather(*(client.get("/healthz") for _ in range(30)))
-        assert all(r.status_code == 200 for r in answers)
-        log = api.log_text()
-    assert "already exists" not in log and "Traceback" not in log, log[-3000:]
+async def test_serve_with_three_workers_starts_on_a_fresh_data_directory_every_time(tmp_path: Path) -> None:
+    paper_port = free_port()
+    async with serve_process(
+        "paper", ["paper"], paper_env(paper_port), port=paper_port, ready_path="/api/v3/ping", log_dir=tmp_path
+    ) as paper:
+        for attempt in range(2):  # each time on a fresh directory (the migration lock itself: the test above)
+            api_port = free_port()
+            async with serve_process(
+                f"api{attempt}",
+                ["serve", "--port", str(api_port), "--workers", "3"],
+                api_env(paper.url, tmp_path / f"fresh{attempt}"),
+                port=api_port,
+                ready_path="/readyz",
+                log_dir=tmp_path,
+                timeout_s=90,
+            ) as api:
+                async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+                    answers = await asyncio.gather(*(client.get("/healthz") for _ in range(30)))
+                assert all(r.status_code == 200 for r in answers), attempt
+                log = api.log_text()
+            assert "already exists" not in log and "Traceback" not in log, log[-3000:]
