@@ -137,3 +137,37 @@ async def test_one_funding_rule_behind_both_validate_endpoints(stack: Stack, fee
         assert gate_funds is live["valid"], (amount, gate, live)
         expected = amount == fits and fee_rate == "0.001"
         assert live["valid"] is expected
+
+
+async def test_one_lot_rule_behind_placement_sizing_and_rebalance(stack: Stack) -> None:
+    # 0.000004 BTC is under BTC/USDT's lot step of 0.00001: truncated to the step it is nothing, and every
+    # caller says so with the same code.
+    last = await price(stack, "BTC/USDT")
+    dust = Decimal("0.000004")
+
+    placed = await stack.api.post(
+        "/api/v1/accounts/paper/orders",
+        json={"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": str(dust)},
+    )
+    assert placed.status_code == 422
+    assert any("AMOUNT_BELOW_LOT_STEP" in e["detail"] for e in placed.json()["errors"]), placed.text
+
+    stop = (last * Decimal("0.95")).quantize(Decimal("0.01"))
+    equity = (dust * (last - stop) / Decimal("0.01")).quantize(Decimal("0.01"))  # risking 1% → about `dust`
+    sized = (
+        await stack.api.post(
+            "/api/v1/risk/position-size",
+            json={"symbol": "BTC/USDT", "equity": str(equity), "risk_fraction": "0.01", "stop_price": str(stop)},
+        )
+    ).json()
+    assert Decimal(sized["amount"]) == 0
+    assert any("AMOUNT_BELOW_LOT_STEP" in cap for cap in sized["caps_applied"]), sized
+
+    status = (await stack.api.get("/api/v1/portfolio/status")).json()
+    btc = next(a for a in status["assets"] if a["asset"] == "BTC")
+    total = Decimal(status["total_value"])
+    target = Decimal(btc["weight"]) + (dust * last / total).quantize(Decimal("0.00000001"))  # a `dust` buy
+    assert await stack.app.state.portfolio_store.set_targets("paper", {"BTC/USDT": target}, source="test")
+    plan = (await stack.api.post("/api/v1/portfolio/rebalance", json={"band": "0"})).json()
+    dropped = {d["symbol"]: d["reason"] for d in plan["dropped"]}
+    assert "AMOUNT_BELOW_LOT_STEP" in dropped.get("BTC/USDT", ""), plan
