@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiotrade.models.orders import UNSETTLED_STATUSES, OrderStatus
@@ -160,6 +160,10 @@ class GateStore:
             yield session
 
 
+def _placed_since(order: StoredOrder, since: datetime) -> bool:
+    return order.placed_at is not None and order.placed_at >= since
+
+
 def account_lock_key(account: str) -> int:
     """A stable signed 64-bit advisory-lock key per account (the same on every replica)."""
     digest = hashlib.sha256(b"aiotrade-gate\x00" + account.encode()).digest()
@@ -182,25 +186,26 @@ async def _inputs(session: AsyncSession, account: str, view_started_at: datetime
     submitted = await session.scalar(
         select(func.count()).select_from(OrderRow).where(OrderRow.account == account, OrderRow.created_at >= since)
     )
-    in_flight = await session.scalars(
-        select(OrderRow).where(
-            OrderRow.account == account,
-            or_(
-                OrderRow.status.in_([s.value for s in UNSETTLED_STATUSES]),
-                OrderRow.placed_at >= view_started_at,
-            ),
+    unsettled = [s.value for s in UNSETTLED_STATUSES]
+    resting = [OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]
+    # One read of the account's orders that matter, told apart here: in flight (recorded, or acknowledged
+    # after the view's balances were read) and our buys resting on the venue. An order may be both.
+    rows = [
+        stored(row)
+        for row in await session.scalars(
+            select(OrderRow).where(
+                OrderRow.account == account,
+                or_(
+                    OrderRow.status.in_(unsettled),
+                    OrderRow.placed_at >= view_started_at,
+                    and_(OrderRow.side == "buy", OrderRow.status.in_(resting)),
+                ),
+            )
         )
-    )
-    resting_buys = await session.scalars(
-        select(OrderRow).where(
-            OrderRow.account == account,
-            OrderRow.side == "buy",
-            OrderRow.status.in_([OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]),
-        )
-    )
+    ]
     return GateInputs(
         state=state,
         submitted_last_minute=int(submitted or 0),
-        in_flight=tuple(map(stored, in_flight)),
-        resting_buys=tuple(map(stored, resting_buys)),
+        in_flight=tuple(o for o in rows if o.status.value in unsettled or _placed_since(o, view_started_at)),
+        resting_buys=tuple(o for o in rows if o.side == "buy" and o.status.value in resting),
     )
