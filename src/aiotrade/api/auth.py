@@ -158,25 +158,35 @@ def check_within_power(
     """403 unless every scope is the caller's and every account is the caller's (``*`` only for a caller
     with ``*``, who may name any account), and, given ``rate_limit``, it is no more than the caller's own
     (0 is unlimited: only for an unlimited caller). The refusal names the field, never an account."""
-    if ALL_ACCOUNTS not in caller.accounts and any(a == ALL_ACCOUNTS or a not in caller.accounts for a in accounts):
-        reason = f"this API key may {action} only accounts it holds itself"
-        raise domain.Forbidden(f"accounts: {reason}", invalid_params=[domain.InvalidParam("accounts", reason)])
-    beyond = sorted(s.value for s in scopes if s not in caller.scopes)
-    if beyond:
-        reason = f"this API key may {action} only scopes it holds itself (not {', '.join(beyond)})"
-        raise domain.Forbidden(f"scopes: {reason}", invalid_params=[domain.InvalidParam("scopes", reason)])
-    if rate_limit is not None and caller.rate_limit > 0 and not 0 < rate_limit <= caller.rate_limit:
-        reason = f"this API key may {action} at most its own rate limit ({caller.rate_limit:g} per second)"
-        raise domain.Forbidden(f"rate_limit: {reason}", invalid_params=[domain.InvalidParam("rate_limit", reason)])
+    beyond = _beyond_power(caller, scopes, accounts, action=action, rate_limit=rate_limit)
+    if beyond is not None:
+        raise domain.Forbidden(f"{beyond.name}: {beyond.reason}", invalid_params=[beyond])
 
 
 def within_power(caller: Principal, key: StoredKey) -> bool:
     """Whether ``key`` is one ``caller`` could have granted (what a limited admin may see and revoke)."""
-    try:
-        check_within_power(caller, [KeyScope(s) for s in key.scopes], key.accounts, action="see")
-    except domain.Forbidden:
-        return False
-    return True
+    return _beyond_power(caller, [KeyScope(s) for s in key.scopes], key.accounts, action="see") is None
+
+
+def _beyond_power(
+    caller: Principal,
+    scopes: Collection[KeyScope],
+    accounts: Collection[str],
+    *,
+    action: str,
+    rate_limit: float | None = None,
+) -> domain.InvalidParam | None:
+    """The first field in which a key would exceed ``caller``'s own power, or None."""
+    if ALL_ACCOUNTS not in caller.accounts and any(a == ALL_ACCOUNTS or a not in caller.accounts for a in accounts):
+        return domain.InvalidParam("accounts", f"this API key may {action} only accounts it holds itself")
+    beyond = sorted(s.value for s in scopes if s not in caller.scopes)
+    if beyond:
+        reason = f"this API key may {action} only scopes it holds itself (not {', '.join(beyond)})"
+        return domain.InvalidParam("scopes", reason)
+    if rate_limit is not None and caller.rate_limit > 0 and not 0 < rate_limit <= caller.rate_limit:
+        reason = f"this API key may {action} at most its own rate limit ({caller.rate_limit:g} per second)"
+        return domain.InvalidParam("rate_limit", reason)
+    return None
 
 
 async def list_keys(store: ApiKeyStore, *, seen_by: Principal | None = None) -> list[ApiKeyInfo]:
