@@ -10,30 +10,20 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from aiotrade.jobs import runner
 from aiotrade.jobs.leadership import Leadership
 from aiotrade.store import leases as store_leases
-from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.db import make_sessions
 from aiotrade.store.leases import LeaseStore
+from tests.support.databases import database_url, migrated_engine
 
 TTL = 1.0
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def leases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LeaseStore]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
+    engine = await migrated_engine(database_url(request, request.param, tmp_path))
     yield LeaseStore(make_sessions(engine))
     await engine.dispose()
 
@@ -118,11 +108,7 @@ async def test_a_replica_whose_clock_runs_an_hour_ahead_neither_steals_the_lease
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # On PostgreSQL a lease's times are the server's: replicas' clocks may disagree by more than the TTL.
-    engine = make_engine(postgres_url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
+    engine = await migrated_engine(postgres_url)
     leases = LeaseStore(make_sessions(engine))
     try:
         on_time, ahead = replica(leases, "on-time"), replica(leases, "ahead")

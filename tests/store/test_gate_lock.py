@@ -8,16 +8,13 @@ import asyncio
 from sqlalchemy import text
 
 from aiotrade.models.risk import TradingState
-from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.db import make_engine, make_sessions
 from aiotrade.store.gate import GateStore, account_lock_key
+from tests.support.databases import migrated_engine
 
 
 async def test_an_accounts_lock_held_by_another_replica_holds_up_that_account_only(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
+    engine = await migrated_engine(postgres_url)
     other_replica = make_engine(postgres_url)
     gate = GateStore(make_sessions(engine))
     try:

@@ -9,29 +9,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from aiotrade.domain.records import VenueFill
 from aiotrade.models.orders import IllegalTransition, OrderStatus
-from aiotrade.store.db import make_engine, make_sessions, migrate
+from aiotrade.store.db import make_sessions
 from aiotrade.store.orders import ClaimKind, NewOrder, OrderFilter, OrderStore
+from tests.support.databases import database_url, migrated_engine
 
 LEASE, KEEP = timedelta(seconds=60), timedelta(hours=24)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OrderStore]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
+    engine = await migrated_engine(database_url(request, request.param, tmp_path))
     yield OrderStore(make_sessions(engine))
     await engine.dispose()
 
