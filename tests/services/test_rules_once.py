@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aiotrade.config import PAPER_API_KEY, PAPER_SECRET
@@ -91,33 +92,41 @@ async def test_one_set_of_market_rules_behind_placement_sizing_and_rebalance(sta
     tiny = Decimal("0.00008")
     assert tiny * last < 5
 
-    placed = await stack.api.post(
-        "/api/v1/accounts/paper/orders",
-        json={"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": str(tiny)},
-    )
+    placed, sized, dropped = await every_callers_answer(stack, tiny, buy_value=Decimal(3))  # a ~3 USDT buy
+
     assert placed.status_code == 422
     assert any("NOTIONAL_BELOW_MIN" in e["detail"] for e in placed.json()["errors"]), placed.text
+    assert Decimal(sized["amount"]) * last < 5
+    assert any("NOTIONAL_BELOW_MIN" in cap for cap in sized["caps_applied"]), sized
+    assert "NOTIONAL_BELOW_MIN" in dropped.get("BTC/USDT", ""), dropped
 
+
+async def every_callers_answer(
+    stack: Stack, amount: Decimal, *, buy_value: Decimal
+) -> tuple[httpx.Response, dict, dict[str, str]]:
+    """The same small BTC/USDT buy put to placement (`amount`), to sizing (an equity that risks 1% on about
+    `amount`) and to rebalance planning (a target `buy_value` USDT above the holding): the placement's
+    answer, the sizing and the plan's dropped symbols with their reasons."""
+    last = await price(stack, "BTC/USDT")
+    placed = await stack.api.post(
+        "/api/v1/accounts/paper/orders",
+        json={"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": str(amount)},
+    )
     stop = (last * Decimal("0.95")).quantize(Decimal("0.01"))
-    equity = (tiny * (last - stop) / Decimal("0.01")).quantize(Decimal("0.01"))  # risking 1% → about `tiny`
+    equity = (amount * (last - stop) / Decimal("0.01")).quantize(Decimal("0.01"))  # risking 1% → about `amount`
     sized = (
         await stack.api.post(
             "/api/v1/risk/position-size",
             json={"symbol": "BTC/USDT", "equity": str(equity), "risk_fraction": "0.01", "stop_price": str(stop)},
         )
     ).json()
-    assert Decimal(sized["amount"]) * last < 5
-    assert any("NOTIONAL_BELOW_MIN" in cap for cap in sized["caps_applied"]), sized
-
     status = (await stack.api.get("/api/v1/portfolio/status")).json()
     btc = next(a for a in status["assets"] if a["asset"] == "BTC")
     total = Decimal(status["total_value"])
-    target = Decimal(btc["weight"]) + (Decimal(3) / total).quantize(Decimal("0.00000001"))  # a ~3 USDT buy
-    saved = await stack.app.state.portfolio_store.set_targets("paper", {"BTC/USDT": target}, source="test")
-    assert saved
+    target = Decimal(btc["weight"]) + (buy_value / total).quantize(Decimal("0.00000001"))
+    assert await stack.app.state.portfolio_store.set_targets("paper", {"BTC/USDT": target}, source="test")
     plan = (await stack.api.post("/api/v1/portfolio/rebalance", json={"band": "0"})).json()
-    dropped = {d["symbol"]: d["reason"] for d in plan["dropped"]}
-    assert "NOTIONAL_BELOW_MIN" in dropped.get("BTC/USDT", ""), plan
+    return placed, sized, {d["symbol"]: d["reason"] for d in plan["dropped"]}
 
 
 @pytest.mark.parametrize("fee_rate", ["0.001", "0.002"])
@@ -145,29 +154,10 @@ async def test_one_lot_rule_behind_placement_sizing_and_rebalance(stack: Stack) 
     last = await price(stack, "BTC/USDT")
     dust = Decimal("0.000004")
 
-    placed = await stack.api.post(
-        "/api/v1/accounts/paper/orders",
-        json={"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": str(dust)},
-    )
+    placed, sized, dropped = await every_callers_answer(stack, dust, buy_value=dust * last)
+
     assert placed.status_code == 422
     assert any("AMOUNT_BELOW_LOT_STEP" in e["detail"] for e in placed.json()["errors"]), placed.text
-
-    stop = (last * Decimal("0.95")).quantize(Decimal("0.01"))
-    equity = (dust * (last - stop) / Decimal("0.01")).quantize(Decimal("0.01"))  # risking 1% → about `dust`
-    sized = (
-        await stack.api.post(
-            "/api/v1/risk/position-size",
-            json={"symbol": "BTC/USDT", "equity": str(equity), "risk_fraction": "0.01", "stop_price": str(stop)},
-        )
-    ).json()
     assert Decimal(sized["amount"]) == 0
     assert any("AMOUNT_BELOW_LOT_STEP" in cap for cap in sized["caps_applied"]), sized
-
-    status = (await stack.api.get("/api/v1/portfolio/status")).json()
-    btc = next(a for a in status["assets"] if a["asset"] == "BTC")
-    total = Decimal(status["total_value"])
-    target = Decimal(btc["weight"]) + (dust * last / total).quantize(Decimal("0.00000001"))  # a `dust` buy
-    assert await stack.app.state.portfolio_store.set_targets("paper", {"BTC/USDT": target}, source="test")
-    plan = (await stack.api.post("/api/v1/portfolio/rebalance", json={"band": "0"})).json()
-    dropped = {d["symbol"]: d["reason"] for d in plan["dropped"]}
-    assert "AMOUNT_BELOW_LOT_STEP" in dropped.get("BTC/USDT", ""), plan
+    assert "AMOUNT_BELOW_LOT_STEP" in dropped.get("BTC/USDT", ""), dropped
