@@ -137,18 +137,18 @@ class Bucket:
         self.used = 0.0
         self.external = 0.0
 
-    def wait(self, cost: float, fraction: float, now: float) -> float:
-        """Seconds until ``cost`` fits below ``fraction`` of the capacity (0: it fits now)."""
+    def wait(self, units: float, fraction: float, now: float) -> float:
+        """Seconds until ``units`` fits below ``fraction`` of the capacity (0: it fits now)."""
         if now < self.not_before:
-            return self.not_before - now + self._wait_at(cost, fraction)
+            return self.not_before - now + self._wait_at(units, fraction)
         self._drain(now)
-        return self._wait_at(cost, fraction)
+        return self._wait_at(units, fraction)
 
-    def take(self, cost: float, now: float, wall: float) -> None:
+    def take(self, units: float, now: float, wall: float) -> None:
         self._drain(now)
-        self.level += cost
+        self.level += units
         self._roll(wall)
-        self.used += cost
+        self.used += units
 
     def debit(self, units: float, now: float, wall: float, *, ours: bool) -> None:
         """Add ``units`` that left without this bucket's say (ours: carried over; else: someone else's)."""
@@ -175,9 +175,9 @@ class Bucket:
         self._drain(now)
         return self.level
 
-    def _wait_at(self, cost: float, fraction: float) -> float:
+    def _wait_at(self, units: float, fraction: float) -> float:
         limit = self.capacity * fraction
-        excess = self.level if cost > limit else self.level + cost - limit
+        excess = self.level if units > limit else self.level + units - limit
         return excess / self.rate if excess > _EPSILON else 0.0
 
     def _drain(self, now: float) -> None:
@@ -221,7 +221,7 @@ class LocalBuckets:
         self.taken: dict[tuple[str, str | None], float] = {}
 
     def applicable(self, units: float, orders: int, account: str | None) -> list[tuple[Limit, str | None, float]]:
-        """(limit, account key, cost) for every limit a request counts against."""
+        """(limit, account key, units) for every limit a request counts against."""
         found: list[tuple[Limit, str | None, float]] = []
         for limit in self.limits:
             if not limit.per_account:
@@ -238,14 +238,14 @@ class LocalBuckets:
         now = self._clock()
         items = self.applicable(units, orders, account)
         wait = 0.0
-        for limit, key, cost in items:
-            wait = max(wait, self.bucket(limit, key, now).wait(cost, self.fraction(limit, priority), now))
+        for limit, key, charge in items:
+            wait = max(wait, self.bucket(limit, key, now).wait(charge, self.fraction(limit, priority), now))
         if wait > 0:
             return wait
         wall = self._wall()
-        for limit, key, cost in items:
-            self.bucket(limit, key, now).take(cost, now, wall)
-            self.taken[(limit.name, key)] = self.taken.get((limit.name, key), 0.0) + cost
+        for limit, key, charge in items:
+            self.bucket(limit, key, now).take(charge, now, wall)
+            self.taken[(limit.name, key)] = self.taken.get((limit.name, key), 0.0) + charge
         return 0.0
 
     def resync(self, limit: Limit, account: str | None, reported_units: float) -> float:
